@@ -1,0 +1,164 @@
+"""``eesr`` command line (also ``python -m eesr_lib``): corpus, features, download, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import EESRError
+
+
+def _parse_set(items: list[str]) -> dict:
+    """``key=value`` pairs; values are read as JSON where possible (numbers, true/false)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise EESRError(f"--set expects key=value, got '{item}'")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _folds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise EESRError(f"--folds expects a comma-separated list of fold numbers, got '{text}'") from exc
+
+
+def cmd_corpus(args) -> None:
+    from .corpora import load_corpus
+
+    corpus = load_corpus(args.dataset, args.data_root)
+    print(f"{corpus.name}: {len(corpus)} utterances, {corpus.table['speaker'].nunique()} speakers, "
+          f"{len(corpus.labels)} classes")
+    print(corpus.summary().to_string())
+
+
+def cmd_features(args) -> None:
+    from .corpora import load_corpus
+    from .features import cache_dir, corpus_features
+
+    corpus = load_corpus(args.dataset, args.data_root)
+    specs, is10 = corpus_features(corpus, n_jobs=args.jobs)
+    frames = [s.shape[1] for s in specs]
+    print(f"spectrograms: {len(specs)} x (513, T), T from {min(frames)} to {max(frames)} frames")
+    print(f"IS10: {is10.shape}")
+    print(f"cache: {cache_dir()}")
+
+
+def cmd_download(args) -> None:
+    from .corpora import resolve_data_root
+    from .download import EMODB_URL, download_emodb
+
+    if args.corpus != "emodb":
+        raise EESRError(f"Only emodb can be downloaded; '{args.corpus}' must be obtained from its owners")
+    dest = resolve_data_root(args.data_root) / "emodb"
+    path = download_emodb(dest, url=args.url or EMODB_URL)
+    print(f"EMODB is in {path}")
+
+
+def cmd_run(args) -> None:
+    from .report import format_summary, summary
+    from .runner import run
+
+    results = run(
+        args.dataset,
+        args.protocol,
+        args.variant,
+        data_root=args.data_root,
+        results_dir=args.results,
+        folds_to_run=_folds(args.folds),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+        force=args.force,
+        tag=args.tag,
+        overrides=_parse_set(args.set),
+    )
+    for r in results:
+        print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
+    df = summary(args.results)
+    print(format_summary(df[(df.protocol == args.protocol) & (df.variant.str.startswith(args.variant))]))
+
+
+def cmd_report(args) -> None:
+    from .report import format_summary, summary
+
+    df = summary(args.results)
+    if args.csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        print(format_summary(df))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .protocols import PROTOCOLS
+    from .runner import VARIANTS
+
+    p = argparse.ArgumentParser(prog="eesr", description="Autoencoder with emotion embedding for SER (replication)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def data_args(sp):
+        sp.add_argument("--dataset", default="emodb", help="emodb | ravdess | iemocap | path to a manifest .csv")
+        sp.add_argument("--data-root", default=None, help="folder holding the corpora (default: $EESR_DATA or data/)")
+
+    sp = sub.add_parser("corpus", help="print the class x speaker table of a corpus")
+    data_args(sp)
+    sp.set_defaults(func=cmd_corpus)
+
+    sp = sub.add_parser("features", help="extract and cache spectrograms and IS10 for a whole corpus")
+    data_args(sp)
+    sp.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    sp.set_defaults(func=cmd_features)
+
+    sp = sub.add_parser("download", help="download a public corpus (emodb) into the data root")
+    sp.add_argument("corpus", choices=["emodb"])
+    sp.add_argument("--data-root", default=None)
+    sp.add_argument("--url", default=None, help="override the download URL (a mirror, a local copy)")
+    sp.set_defaults(func=cmd_download)
+
+    sp = sub.add_parser("run", help="train/evaluate one variant under one protocol (resumable)")
+    data_args(sp)
+    sp.add_argument("--protocol", default="kfold5", choices=PROTOCOLS)
+    sp.add_argument("--variant", default="ae+ee+in", choices=list(VARIANTS))
+    sp.add_argument("--epochs", type=int, default=None, help="default 40 (the paper)")
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--folds", default=None, help="comma-separated fold numbers, e.g. 0,1 (default: all)")
+    sp.add_argument("--results", default="results", help="results folder (default: results/)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
+    sp.add_argument("--force", action="store_true", help="recompute folds that are already finished")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("report", help="print the table of every result present")
+    sp.add_argument("--results", default="results")
+    sp.add_argument("--csv", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EESRError as exc:
+        print(f"eesr: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

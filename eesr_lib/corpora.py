@@ -1,0 +1,253 @@
+"""Corpora as tables of utterances: ``id, path, label, speaker`` (and ``session``).
+
+Labels always come from each corpus's own documented naming scheme (EMODB's and
+RAVDESS's file names, IEMOCAP's EmoEvaluation files) or from a user's manifest CSV,
+never from third-party label lists. Each corpus has a fixed label order so that class
+indices mean the same thing in every result file.
+
+Where the data lives: ``--data-root`` > ``$EESR_DATA`` > ``data/`` in the project.
+The data root holds one folder per corpus (``emodb/``, ``ravdess/``, ``iemocap/``);
+pointing it at a corpus folder itself also works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import EESRError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+EMODB_CODES = {
+    "W": "anger",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happiness",
+    "T": "sadness",
+    "N": "neutral",
+}
+EMODB_LABELS = ("anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness")
+_EMODB_NAME = re.compile(r"^(\d{2})([a-b]\d{2})([A-Z])([a-z])\.wav$")
+
+RAVDESS_CODES = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+RAVDESS_LABELS = tuple(RAVDESS_CODES.values())
+_RAVDESS_NAME = re.compile(r"^03-01-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.(wav|flac)$")
+
+# IEMOCAP's 4-class setup used by the paper: excited is merged into happy.
+IEMOCAP_MAP = {"ang": "anger", "hap": "happiness", "exc": "happiness", "neu": "neutral", "sad": "sadness"}
+IEMOCAP_LABELS = ("anger", "happiness", "neutral", "sadness")
+_IEMOCAP_LINE = re.compile(r"^\[(\S+) - (\S+)\]\t(\S+)\t(\S+)\t\[")
+
+DATASETS = ("emodb", "ravdess", "iemocap")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A labelled corpus: its name, fixed label order, and one row per utterance."""
+
+    name: str
+    labels: tuple[str, ...]
+    table: pd.DataFrame
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class indices in the order of :attr:`labels`."""
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return self.table["label"].map(index).to_numpy(dtype=np.int64)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.table["path"].tolist()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def summary(self) -> pd.DataFrame:
+        """Class x speaker counts with totals, in the corpus's label order."""
+        tab = pd.crosstab(self.table["label"], self.table["speaker"], margins=True, margins_name="total")
+        return tab.reindex(list(self.labels) + ["total"])
+
+
+def resolve_data_root(data_root: str | Path | None = None) -> Path:
+    """``data_root`` if given, else ``$EESR_DATA``, else ``data/`` in the project root."""
+    if data_root is not None:
+        return Path(data_root).expanduser()
+    env = os.environ.get("EESR_DATA")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "data"
+
+
+def corpus_dir(name: str, data_root: str | Path | None = None) -> Path:
+    """The folder of corpus ``name`` under the data root (or the root itself if it is one)."""
+    root = resolve_data_root(data_root)
+    if (root / name).is_dir():
+        return root / name
+    markers = {"emodb": "wav", "ravdess": "Actor_01", "iemocap": "Session1"}
+    if (root / markers.get(name, "\0")).exists():
+        return root
+    raise EESRError(
+        f"Corpus '{name}' not found under data root {root}. Set EESR_DATA or --data-root "
+        f"to the folder that holds '{name}/'"
+        + (" (or run `eesr download emodb`)." if name == "emodb" else ".")
+    )
+
+
+def _table(rows: list[dict], name: str, root: Path) -> pd.DataFrame:
+    if not rows:
+        raise EESRError(f"No audio files of corpus '{name}' found in {root}")
+    return pd.DataFrame(rows).sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def load_emodb(root: str | Path) -> Corpus:
+    """EMODB: ``wav/SSTTTEV.wav``; speaker = SS, emotion = E (German initial)."""
+    root = Path(root)
+    wav_dir = root / "wav"
+    if not wav_dir.is_dir():
+        raise EESRError(f"EMODB folder {root} has no wav/ subfolder")
+    rows = []
+    for path in sorted(wav_dir.glob("*.wav")):
+        m = _EMODB_NAME.match(path.name)
+        if not m:
+            raise EESRError(f"Not an EMODB file name (expected e.g. 03a01Fa.wav): {path}")
+        speaker, _text, code, _version = m.groups()
+        if code not in EMODB_CODES:
+            raise EESRError(f"Unknown EMODB emotion code '{code}' in {path}")
+        rows.append({"id": path.stem, "path": str(path), "label": EMODB_CODES[code], "speaker": speaker})
+    return Corpus("emodb", EMODB_LABELS, _table(rows, "emodb", root))
+
+
+def load_ravdess(root: str | Path) -> Corpus:
+    """RAVDESS speech: ``Actor_NN/03-01-EE-II-SS-RR-AA.(wav|flac)``; speaker = AA."""
+    root = Path(root)
+    rows = []
+    for path in sorted(root.glob("Actor_*/*")):
+        if path.suffix.lower() not in (".wav", ".flac"):
+            continue
+        m = _RAVDESS_NAME.match(path.name)
+        if not m:
+            raise EESRError(f"Not a RAVDESS speech file name (03-01-EE-II-SS-RR-AA): {path}")
+        emotion, intensity, _statement, _rep, actor = m.groups()[:5]
+        if emotion not in RAVDESS_CODES:
+            raise EESRError(f"Unknown RAVDESS emotion code '{emotion}' in {path}")
+        rows.append(
+            {
+                "id": path.stem,
+                "path": str(path),
+                "label": RAVDESS_CODES[emotion],
+                "speaker": actor,
+                "intensity": "strong" if intensity == "02" else "normal",
+            }
+        )
+    return Corpus("ravdess", RAVDESS_LABELS, _table(rows, "ravdess", root))
+
+
+def iemocap_speaker(utterance_id: str) -> str:
+    """``Ses01F_impro01_M000`` -> ``Ses01M``: the session plus the *utterance's* speaker.
+
+    The letter after the session names who wore the markers in the dialog, not who
+    speaks; the speaker of an utterance is the gender letter of its last field.
+    """
+    return utterance_id[:5] + utterance_id.rsplit("_", 1)[-1][0]
+
+
+def load_iemocap(root: str | Path) -> Corpus:
+    """IEMOCAP (4 classes: ang, hap+exc, neu, sad; all other labels dropped).
+
+    Layout of the USC release: ``SessionN/sentences/wav/<dialog>/<utt>.wav`` with labels in
+    ``SessionN/dialog/EmoEvaluation/<dialog>.txt``, one line per utterance such as
+    ``[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]``.
+    """
+    root = Path(root)
+    sessions = sorted(root.glob("Session[1-5]"))
+    if not sessions:
+        raise EESRError(f"IEMOCAP folder {root} has no Session1..Session5 subfolders")
+    rows = []
+    for session in sessions:
+        eval_dir = session / "dialog" / "EmoEvaluation"
+        if not eval_dir.is_dir():
+            raise EESRError(f"IEMOCAP session {session} has no dialog/EmoEvaluation/ folder")
+        for label_file in sorted(eval_dir.glob("*.txt")):
+            dialog = label_file.stem
+            for line in label_file.read_text(encoding="utf-8", errors="replace").splitlines():
+                m = _IEMOCAP_LINE.match(line)
+                if not m:
+                    continue
+                _start, _end, utt, code = m.groups()
+                if code not in IEMOCAP_MAP:
+                    continue
+                wav = session / "sentences" / "wav" / dialog / f"{utt}.wav"
+                if not wav.is_file():
+                    raise EESRError(f"IEMOCAP label file {label_file} names {utt}, but {wav} is missing")
+                rows.append(
+                    {
+                        "id": utt,
+                        "path": str(wav),
+                        "label": IEMOCAP_MAP[code],
+                        "speaker": iemocap_speaker(utt),
+                        "session": int(session.name[-1]),
+                    }
+                )
+    return Corpus("iemocap", IEMOCAP_LABELS, _table(rows, "iemocap", root))
+
+
+def load_manifest(csv_path: str | Path, labels: tuple[str, ...] | None = None) -> Corpus:
+    """Any corpus from a CSV with columns ``path,label,speaker`` (optional ``session``, ``id``).
+
+    Paths are relative to the CSV's folder. The label order is ``labels`` if given, else
+    sorted label names, so that class indices are reproducible.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise EESRError(f"Manifest not found: {csv_path}")
+    table = pd.read_csv(csv_path, dtype=str)
+    missing = {"path", "label", "speaker"} - set(table.columns)
+    if missing:
+        raise EESRError(f"Manifest {csv_path} lacks column(s) {sorted(missing)}; it needs path,label,speaker")
+    if table.empty:
+        raise EESRError(f"Manifest {csv_path} has no rows")
+    table["path"] = [str((csv_path.parent / p).resolve()) for p in table["path"]]
+    for p in table["path"]:
+        if not Path(p).is_file():
+            raise EESRError(f"Manifest {csv_path} names a missing audio file: {p}")
+    if "id" not in table.columns:
+        table["id"] = [Path(p).stem for p in table["path"]]
+    if table["id"].duplicated().any():
+        dup = table.loc[table["id"].duplicated(), "id"].iloc[0]
+        raise EESRError(f"Manifest {csv_path}: utterance id '{dup}' appears twice; add a unique 'id' column")
+    if "session" in table.columns:
+        table["session"] = table["session"].astype(int)
+    found = sorted(table["label"].unique())
+    if labels is None:
+        labels = tuple(found)
+    unknown = set(found) - set(labels)
+    if unknown:
+        raise EESRError(f"Manifest {csv_path} has labels {sorted(unknown)} not in {labels}")
+    cols = ["id", "path", "label", "speaker"] + (["session"] if "session" in table.columns else [])
+    return Corpus(csv_path.stem, tuple(labels), table[cols].reset_index(drop=True))
+
+
+_LOADERS = {"emodb": load_emodb, "ravdess": load_ravdess, "iemocap": load_iemocap}
+
+
+def load_corpus(dataset: str, data_root: str | Path | None = None) -> Corpus:
+    """Load ``emodb``, ``ravdess``, ``iemocap`` from the data root, or a manifest CSV path."""
+    if dataset.endswith(".csv"):
+        return load_manifest(dataset)
+    if dataset not in _LOADERS:
+        raise EESRError(f"Unknown dataset '{dataset}': use one of {DATASETS} or a manifest .csv path")
+    return _LOADERS[dataset](corpus_dir(dataset, data_root))

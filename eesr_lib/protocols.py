@@ -1,0 +1,81 @@
+"""Evaluation protocols: which utterances are tested in which fold.
+
+Folds are always split by utterance (every crop of an utterance follows it), and the
+split depends only on the corpus table and the seed, so every variant sees the same
+folds. The paper used stratified 5- and 10-fold CV on EMODB and 10-fold
+leave-one-speaker-out ("10-fold LOSO") on IEMOCAP; we add LOSO on EMODB (10 speakers),
+leave-one-session-out for IEMOCAP, and an inner validation split for model selection
+that never touches the outer test fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
+
+from .corpora import Corpus
+from .errors import EESRError
+
+PROTOCOLS = ("kfold5", "kfold10", "loso-speaker", "loso-session")
+SPEAKER_INDEPENDENT = ("loso-speaker", "loso-session")
+
+
+def folds(corpus: Corpus, protocol: str, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(train_idx, test_idx), ...]`` for ``protocol`` on ``corpus`` (fixed for a seed)."""
+    y = corpus.y
+    idx = np.arange(len(corpus))
+    if protocol in ("kfold5", "kfold10"):
+        k = 5 if protocol == "kfold5" else 10
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y))
+    if protocol == "loso-speaker":
+        return _leave_one_group_out(idx, y, corpus.table["speaker"].to_numpy())
+    if protocol == "loso-session":
+        if "session" not in corpus.table.columns:
+            raise EESRError(f"Corpus '{corpus.name}' has no sessions: loso-session needs a 'session' column")
+        return _leave_one_group_out(idx, y, corpus.table["session"].to_numpy())
+    raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
+
+
+def _leave_one_group_out(idx, y, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One fold per group, in sorted group order (speaker '03' is fold 0 on EMODB)."""
+    return list(LeaveOneGroupOut().split(idx, y, groups))
+
+
+def fold_names(corpus: Corpus, protocol: str, seed: int = 0) -> list[str]:
+    """Human-readable fold names: the held-out speaker/session for LOSO, else ``fold k``."""
+    if protocol == "loso-speaker":
+        return [f"speaker {s}" for s in sorted(corpus.table["speaker"].unique())]
+    if protocol == "loso-session":
+        return [f"session {s}" for s in sorted(corpus.table["session"].unique())]
+    return [f"fold {k}" for k in range(len(folds(corpus, protocol, seed)))]
+
+
+def inner_split(corpus: Corpus, train_idx: np.ndarray, protocol: str, seed: int = 0,
+                n_splits: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Split an outer *training* fold into (inner_train, validation) for model selection.
+
+    Only ``train_idx`` is seen here, so the outer test fold cannot influence any choice.
+    For speaker-independent protocols the validation utterances come from held-out
+    speakers (stratified group k-fold by speaker), so validation is speaker-independent too.
+    """
+    y = corpus.y[train_idx]
+    if protocol in SPEAKER_INDEPENDENT:
+        groups = corpus.table["speaker"].to_numpy()[train_idx]
+        n = min(n_splits, len(np.unique(groups)))
+        splitter = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+        tr, va = next(splitter.split(train_idx, y, groups))
+    else:
+        tr, va = next(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(train_idx, y))
+    return train_idx[tr], train_idx[va]
+
+
+def iter_folds(corpus: Corpus, protocol: str, seed: int = 0, only: list[int] | None = None
+               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    all_folds = folds(corpus, protocol, seed)
+    wanted = range(len(all_folds)) if only is None else only
+    for k in wanted:
+        if not 0 <= k < len(all_folds):
+            raise EESRError(f"Fold {k} does not exist: protocol '{protocol}' has {len(all_folds)} folds")
+        yield k, *all_folds[k]

@@ -1,0 +1,64 @@
+"""What every result file records about how it was made: code revision, versions, hardware."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+
+import torch
+
+from .corpora import PROJECT_ROOT
+
+_PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "librosa", "opensmile", "pandas", "soundfile")
+
+
+def git_revision() -> str:
+    """``HEAD``'s hash, with ``+dirty`` when the working tree has uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def hardware(device: torch.device | str = "cpu") -> dict:
+    import os
+
+    info = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def provenance(device: torch.device | str = "cpu") -> dict:
+    return {"git_revision": git_revision(), "versions": library_versions(), "hardware": hardware(device)}

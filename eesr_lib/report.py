@@ -1,0 +1,77 @@
+"""Reading result files back: one table per (dataset, protocol, variant), as the book shows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .metrics import classification_metrics, mean_std
+
+
+def load_folds(results_dir: str | Path = "results", dataset: str | None = None, protocol: str | None = None,
+               variant: str | None = None) -> list[dict]:
+    """Every finished fold's record under ``results_dir``, optionally filtered."""
+    out = []
+    for path in sorted(Path(results_dir).glob("*/*/*/fold_*.json")):
+        ds, proto, var = path.parts[-4:-1]
+        if (dataset and ds != dataset) or (protocol and proto != protocol) or (variant and var != variant):
+            continue
+        out.append(json.loads(path.read_text()))
+    return out
+
+
+def pooled_metrics(records: list[dict]) -> dict:
+    """Metrics over all folds' test predictions together (each utterance tested once)."""
+    labels = records[0]["labels"]
+    index = {lab: i for i, lab in enumerate(labels)}
+    y_true = [index[p["true"]] for r in records for p in r["predictions"]]
+    y_pred = [index[p["pred"]] for r in records for p in r["predictions"]]
+    return classification_metrics(np.array(y_true), np.array(y_pred), labels)
+
+
+def summary(results_dir: str | Path = "results") -> pd.DataFrame:
+    """One row per experiment: folds done, epochs, WA and UA mean ± std over folds, pooled WA/UA."""
+    groups: dict[tuple, list[dict]] = {}
+    for rec in load_folds(results_dir):
+        c = rec["config"]
+        name = c["variant"] + (f"@{c['tag']}" if c.get("tag") else "")
+        groups.setdefault((c["dataset"], c["protocol"], name), []).append(rec)
+    rows = []
+    for (ds, proto, var), recs in sorted(groups.items()):
+        recs = sorted(recs, key=lambda r: r["fold"])
+        wa = mean_std([r["metrics"]["wa"] for r in recs])
+        ua = mean_std([r["metrics"]["ua"] for r in recs])
+        pooled = pooled_metrics(recs)
+        is_baseline = var.startswith("is10+svm")
+        rows.append(
+            {
+                "dataset": ds,
+                "protocol": proto,
+                "variant": var,
+                "folds": f"{len(recs)}/{recs[0]['n_folds']}",
+                "epochs": None if is_baseline else recs[0]["config"]["train"]["epochs"],
+                "WA_mean": wa[0],
+                "WA_std": wa[1],
+                "UA_mean": ua[0],
+                "UA_std": ua[1],
+                "WA_pooled": pooled["wa"],
+                "UA_pooled": pooled["ua"],
+                "wall_min": sum(r["provenance"]["wall_time_s"] for r in recs) / 60,
+                "device": recs[0]["provenance"]["hardware"]["device"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def format_summary(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "No results found."
+    shown = df.assign(
+        WA=[f"{m:5.1f} ± {s:4.1f}" for m, s in zip(df.WA_mean, df.WA_std)],
+        UA=[f"{m:5.1f} ± {s:4.1f}" for m, s in zip(df.UA_mean, df.UA_std)],
+        pooled=[f"{w:5.1f} / {u:5.1f}" for w, u in zip(df.WA_pooled, df.UA_pooled)],
+    )[["dataset", "protocol", "variant", "folds", "epochs", "WA", "UA", "pooled", "wall_min", "device"]]
+    return shown.rename(columns={"pooled": "pooled WA / UA"}).to_string(index=False, float_format=lambda v: f"{v:.1f}")

@@ -1,0 +1,240 @@
+"""The experiment runner: any row of the paper's Table 4 under any protocol, resumably.
+
+Layout of what a run writes (``results_dir`` defaults to ``results/``)::
+
+    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.json   metrics, predictions, history, provenance
+    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.npz    deep features (float16), emotion embeddings
+    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.<cfg>.ckpt.pt  while a fold trains (git-ignored)
+
+A fold's ``.json`` is written last and atomically: it exists only for a finished fold, and
+a rerun skips it. A fold interrupted mid-training resumes from its checkpoint at the next
+epoch. Nothing finished is recomputed unless ``force=True``; asking for a *different*
+configuration where a finished fold exists is an error, so results never mix configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import baselines
+from .corpora import Corpus, load_corpus
+from .errors import EESRError
+from .features import IS10_DIM, SpectrogramParams, corpus_features
+from .metrics import classification_metrics
+from .model import ModelConfig
+from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds
+from .provenance import provenance
+from .train import TrainConfig, predict_utterances, resolve_device, standardize_is10, train_fold
+
+# Table 4's rows. "IN off" means the same network with `norm_without_in` in place of IN.
+VARIANTS: dict[str, dict] = {
+    "ae+ee+in": {"emotion_embedding": True, "instance_norm": True, "use_is10": True},
+    "ae": {"emotion_embedding": False, "instance_norm": False, "use_is10": True},
+    "ae+ee": {"emotion_embedding": True, "instance_norm": False, "use_is10": True},
+    "ae+in": {"emotion_embedding": False, "instance_norm": True, "use_is10": True},
+    "ae-os": {"emotion_embedding": False, "instance_norm": False, "use_is10": False},
+    "ae-os+ee+in": {"emotion_embedding": True, "instance_norm": True, "use_is10": False},
+    "is10+svm": {"baseline": "svm"},
+    "is10+mlp": {"baseline": "mlp"},
+}
+# The paper says IN *replaced* BN, so the rows without IN use batch norm by default.
+NORM_WITHOUT_IN = "batch"
+RESULTS_DIR = Path("results")
+
+
+def configs(variant: str, n_classes: int, overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configuration of ``variant`` with ``overrides`` applied.
+
+    ``overrides`` may name any field of :class:`ModelConfig` or :class:`TrainConfig`, plus
+    ``norm_without_in`` (what replaces IN in the rows without it: "batch" or "none").
+    """
+    if variant not in VARIANTS:
+        raise EESRError(f"Unknown variant '{variant}': use one of {list(VARIANTS)}")
+    overrides = dict(overrides or {})
+    norm_off = overrides.pop("norm_without_in", NORM_WITHOUT_IN)
+    spec = VARIANTS[variant]
+    model_kw = {"n_classes": n_classes}
+    if "baseline" not in spec:
+        model_kw.update(
+            emotion_embedding=spec["emotion_embedding"],
+            use_is10=spec["use_is10"],
+            norm="instance" if spec["instance_norm"] else norm_off,
+        )
+    model_fields = {f.name for f in fields(ModelConfig)}
+    train_fields = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - model_fields - train_fields
+    if unknown:
+        raise EESRError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(model_fields | train_fields)}")
+    model_kw.update({k: v for k, v in overrides.items() if k in model_fields})
+    train_kw = {k: v for k, v in overrides.items() if k in train_fields}
+    return ModelConfig(**model_kw), TrainConfig(**train_kw)
+
+
+def fold_dir(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str | None = None) -> Path:
+    return Path(results_dir) / dataset / protocol / (variant + (f"@{tag}" if tag else ""))
+
+
+def _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg) -> dict:
+    return {
+        "dataset": corpus.name,
+        "protocol": protocol,
+        "variant": variant,
+        "tag": tag,
+        "seed": seed,
+        "labels": list(corpus.labels),
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "spectrogram": asdict(SpectrogramParams()),
+    }
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    """Configs match if everything that changes the numbers matches (precision aside)."""
+    strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items() if k != "eval_batch_size"}}  # noqa: E731
+    return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
+
+
+def _write_json_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _write_npz_atomic(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def run(
+    dataset: str = "emodb",
+    protocol: str = "kfold5",
+    variant: str = "ae+ee+in",
+    *,
+    data_root: str | Path | None = None,
+    results_dir: str | Path = RESULTS_DIR,
+    folds_to_run: list[int] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    force: bool = False,
+    tag: str | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+    corpus: Corpus | None = None,
+) -> list[dict]:
+    """Run (or reuse) the folds of one experiment; returns each requested fold's result dict."""
+    if protocol not in PROTOCOLS:
+        raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
+    corpus = corpus or load_corpus(dataset, data_root)
+    overrides = dict(overrides or {})
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    model_cfg, train_cfg = configs(variant, len(corpus.labels), overrides)
+    dev = resolve_device(device)
+    all_folds = folds(corpus, protocol, seed)
+    names = fold_names(corpus, protocol, seed)
+    wanted = list(range(len(all_folds))) if folds_to_run is None else list(folds_to_run)
+    for k in wanted:
+        if not 0 <= k < len(all_folds):
+            raise EESRError(f"Fold {k} does not exist: protocol '{protocol}' has {len(all_folds)} folds")
+    out_dir = fold_dir(results_dir, corpus.name, protocol, variant, tag)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg)
+    cfg_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+
+    specs = is10 = None
+    results = []
+    for k in tqdm(wanted, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
+        json_path = out_dir / f"fold_{k}.json"
+        if json_path.exists() and not force:
+            done = json.loads(json_path.read_text())
+            if not _same_config(done["config"], config):
+                raise EESRError(
+                    f"{json_path} was computed with a different configuration. Use --force to overwrite it, "
+                    f"or --results/--tag to keep both."
+                )
+            results.append(done)
+            continue
+        if specs is None:  # features only when something is left to compute (cached on disk)
+            specs, is10 = corpus_features(corpus, progress=progress)
+        train_idx, test_idx = all_folds[k]
+        t0 = time.time()
+        record = _run_fold(corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg,
+                           seed, dev, out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt", out_dir / f"fold_{k}.npz", progress)
+        record.update(
+            fold=k,
+            fold_name=names[k],
+            n_folds=len(all_folds),
+            config=config,
+            provenance={**provenance(dev), "wall_time_s": round(time.time() - t0, 2)},
+        )
+        _write_json_atomic(record, json_path)
+        ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
+        if ckpt.exists():
+            ckpt.unlink()
+        results.append(record)
+    return results
+
+
+def _run_fold(corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg, seed, dev,
+              ckpt_path: Path, npz_path: Path, progress: bool) -> dict:
+    """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics."""
+    y = corpus.y
+    labels = corpus.labels
+    spec = VARIANTS[variant]
+    extra: dict = {}
+    history: list[dict] = []
+    if spec.get("baseline") == "svm":
+        groups = corpus.table["speaker"].to_numpy()[train_idx] if protocol in SPEAKER_INDEPENDENT else None
+        scores, extra = baselines.svm_scores(is10[train_idx], y[train_idx], is10[test_idx], groups, seed)
+    elif spec.get("baseline") == "mlp":
+        tr, te = standardize_is10(is10[train_idx], is10[test_idx])
+        scores, history = baselines.mlp_scores(tr, y[train_idx], te, model_cfg, train_cfg, seed, dev, progress)
+    else:
+        if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
+            raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
+        tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
+        model, history = train_fold(model_cfg, train_cfg, [specs[i] for i in train_idx], tr_is10, y[train_idx],
+                                    seed=seed, device=dev, checkpoint=ckpt_path, progress=progress)
+        scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
+        _write_npz_atomic(
+            npz_path,
+            ids=np.asarray(corpus.table["id"].to_numpy()[test_idx], dtype=str),
+            y_true=y[test_idx],
+            deep=deep.astype(np.float16),
+            emotion_embeddings=model.emotion_embeddings().cpu().numpy().astype(np.float32),
+        )
+        extra["features_file"] = npz_path.name
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    pred = scores.argmax(1)
+    ids = corpus.table["id"].to_numpy()[test_idx]
+    return {
+        "labels": list(labels),
+        "metrics": classification_metrics(y[test_idx], pred, labels),
+        "predictions": [
+            {"id": str(i), "true": labels[t], "pred": labels[p], "scores": [round(float(s), 6) for s in sc]}
+            for i, t, p, sc in zip(ids, y[test_idx], pred, scores)
+        ],
+        "train_size": int(len(train_idx)),
+        "history": history,
+        **extra,
+    }
+
+
+def replace_config(cfg, **kw):
+    """Small helper for notebooks: a frozen config with some fields changed."""
+    return replace(cfg, **kw)

@@ -1,0 +1,220 @@
+"""The joint-loss training loop (§III, eq. 2-4) and utterance-level evaluation.
+
+    L_Total = L_AE + λ·L_EC,   L_AE = |x' - x|_1,   L_EC = -log P(y | encoder(x))
+
+Choices the paper leaves open, all fields of :class:`TrainConfig`:
+- λ (``lam``): not given; default 1.
+- L_AE is the *mean* absolute error per spectrogram value and L_EC the mean
+  cross-entropy per crop (the paper writes sums; means keep λ independent of batch size).
+- "40 epochs": an epoch is ``crops_per_epoch`` (default 1) random crop(s) of every
+  training utterance, in shuffled batches of ``batch_size`` (default 32; not given).
+- Adam with lr 1e-4, β = (0.9, 0.999) as in the paper; no weight decay, no schedule.
+- Does L_EC train the encoder? Eq. 3 names only the attention and classifier
+  parameters, but the joint objective of eq. 4 is minimized end to end in the usual
+  reading; ``classifier_grad_to_encoder`` (default True) makes this a switch.
+- Test time: every 128-frame window (hop ``window_hop``) of an utterance is classified
+  without the decoder and without the label; the utterance's scores are the mean of the
+  windows' softmax probabilities (``score_average="prob"``) or logits (``"logit"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .crops import CropBank, window_starts
+from .errors import EESRError
+from .model import EESR, ModelConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    lam: float = 1.0  # λ in eq. 4
+    crops_per_epoch: int = 1
+    classifier_grad_to_encoder: bool = True
+    pad_mode: str = "zero"
+    window_hop: int = 64
+    score_average: str = "prob"
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast); see benchmarks/
+    eval_batch_size: int = 64
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 2 or self.crops_per_epoch < 1:
+            raise EESRError("epochs and crops_per_epoch must be >= 1 and batch_size >= 2")
+        if self.score_average not in ("prob", "logit"):
+            raise EESRError(f"score_average must be 'prob' or 'logit', got '{self.score_average}'")
+        if self.precision not in ("fp32", "bf16"):
+            raise EESRError(f"precision must be 'fp32' or 'bf16', got '{self.precision}'")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EESRError("--device cuda was asked for, but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def standardize_is10(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """z-score IS10 with the *training* utterances' statistics only (no test leakage)."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std[std < 1e-8] = 1.0  # constant features (a few IS10 functionals) stay 0
+    return [((a - mean) / std).astype(np.float32) for a in (train, *others)]
+
+
+def joint_loss(recon, x, logits, y, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, L_AE, L_EC)`` of eq. 4 (means, see the module docstring)."""
+    l_ae = F.l1_loss(recon.float(), x)
+    l_ec = F.cross_entropy(logits.float(), y)
+    return l_ae + lam * l_ec, l_ae, l_ec
+
+
+def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.device) -> tuple[float, float, float]:
+    """One optimizer step on a batch of crops; returns (L_AE, L_EC, #correct)."""
+    with autocast(device, cfg.precision):
+        z = model.encoder(x)
+        recon = model.decoder(z, y)
+        logits, _ = model.classifier(z if cfg.classifier_grad_to_encoder else z.detach(), is10)
+    loss, l_ae, l_ec = joint_loss(recon, x, logits, y, cfg.lam)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(l_ae.detach()), float(l_ec.detach()), float((logits.detach().argmax(1) == y).sum())
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_fold(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    specs: list[np.ndarray],
+    is10: np.ndarray | None,
+    y: np.ndarray,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    on_epoch=None,
+) -> tuple[EESR, list[dict]]:
+    """Train a fresh model on one fold's training utterances; resumes from ``checkpoint``.
+
+    ``is10`` must already be standardized (see :func:`standardize_is10`). After each
+    epoch the full state (model, optimizer, RNGs, loss history) is written atomically to
+    ``checkpoint``, so an interrupted fold continues at the next epoch with the same
+    random stream it would have had. ``on_epoch(epoch, model, history)`` may add to the
+    epoch's history record (e.g. a validation score).
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = EESR(model_cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        history = state["history"]
+        start_epoch = state["epoch"]
+
+    bank = CropBank(specs, model_cfg.crop_frames, cfg.pad_mode, device)
+    y_t = torch.as_tensor(y, dtype=torch.long, device=device)
+    is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
+    n = len(specs)
+    bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", unit="ep", disable=not progress,
+               initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        model.train()
+        order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
+        sums = np.zeros(3)
+        seen = 0
+        for b in range(0, len(order), cfg.batch_size):
+            idx = order[b : b + cfg.batch_size]
+            if len(idx) < 2:  # a batch of one would break batch norm in the BN ablation
+                continue
+            x = bank.random_crops(idx, gen)
+            l_ae, l_ec, correct = train_step(model, opt, x, y_t[idx], is10_t[idx] if is10_t is not None else None,
+                                             cfg, device)
+            sums += (l_ae * len(idx), l_ec * len(idx), correct)
+            seen += len(idx)
+        record = {"epoch": epoch + 1, "loss_ae": float(sums[0] / seen), "loss_ec": float(sums[1] / seen),
+                  "loss_total": float((sums[0] + cfg.lam * sums[1]) / seen),
+                  "train_crop_acc": float(100 * sums[2] / seen)}
+        if on_epoch is not None:
+            record.update(on_epoch(epoch + 1, model) or {})
+        history.append(record)
+        bar.set_postfix(ae=f"{record['loss_ae']:.4f}", ec=f"{record['loss_ec']:.3f}")
+        if checkpoint is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                          "torch_rng": torch.get_rng_state(),
+                          "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                          "history": history, "epoch": epoch + 1}, Path(checkpoint))
+    return model, history
+
+
+@torch.no_grad()
+def predict_utterances(
+    model: EESR,
+    specs: list[np.ndarray],
+    is10: np.ndarray | None,
+    cfg: TrainConfig,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Utterance scores ``(N, K)`` (mean over windows) and mean deep features ``(N, D)``.
+
+    Only the encoder and classifier run; labels are not an input here.
+    """
+    device = torch.device(device)
+    model.eval()
+    bank = CropBank(specs, model.cfg.crop_frames, cfg.pad_mode, device)
+    utt, starts = [], []
+    for i, length in enumerate(bank.lengths.tolist()):
+        s = window_starts(length, model.cfg.crop_frames, cfg.window_hop)
+        utt.append(np.full(len(s), i))
+        starts.append(s)
+    utt_t = torch.from_numpy(np.concatenate(utt)).to(device)
+    starts_t = torch.from_numpy(np.concatenate(starts)).to(device)
+    is10_t = torch.as_tensor(is10, device=device) if model.cfg.use_is10 else None
+    n, k = len(specs), model.cfg.n_classes
+    scores = torch.zeros(n, k, device=device)
+    deep = torch.zeros(n, model.cfg.deep_dim, device=device)
+    for b in range(0, len(utt_t), cfg.eval_batch_size):
+        u = utt_t[b : b + cfg.eval_batch_size]
+        with autocast(device, cfg.precision):
+            logits, d = model.classify(bank.gather(u, starts_t[b : b + cfg.eval_batch_size]),
+                                       is10_t[u] if is10_t is not None else None)
+        s = logits.float().softmax(1) if cfg.score_average == "prob" else logits.float()
+        scores.index_add_(0, u, s)
+        deep.index_add_(0, u, d.float())
+    counts = torch.bincount(utt_t, minlength=n).unsqueeze(1).float()
+    return (scores / counts).cpu().numpy(), (deep / counts).cpu().numpy()
