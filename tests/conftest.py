@@ -28,3 +28,23 @@ def tmp_cache(tmp_path, monkeypatch):
     """A fresh, empty feature cache for tests that must see a cold extraction."""
     monkeypatch.setenv("EESR_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def mini_manifest(emodb, tmp_path_factory) -> Path:
+    """A 35-utterance EMODB subset (5 per class, several speakers) as a manifest CSV.
+
+    Small enough to train the real network for an epoch in seconds on 2 cores.
+    """
+    table = emodb.table
+    table = table[table.groupby("label").cumcount() % 7 == 0].groupby("label").head(5)
+    path = tmp_path_factory.mktemp("mini") / "emodb_mini.csv"
+    table[["id", "path", "label", "speaker"]].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mini(mini_manifest):
+    from eesr_lib.corpora import EMODB_LABELS, load_manifest
+
+    return load_manifest(mini_manifest, labels=EMODB_LABELS)

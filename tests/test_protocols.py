@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from eesr_lib.corpora import Corpus
+from eesr_lib.errors import EESRError
+from eesr_lib.protocols import fold_names, folds, inner_split
+
+
+def _check_partition(corpus, fold_list):
+    seen = np.concatenate([te for _, te in fold_list])
+    assert sorted(seen) == list(range(len(corpus)))  # every utterance tested exactly once
+    for tr, te in fold_list:
+        assert not set(tr) & set(te)
+        assert len(tr) + len(te) == len(corpus)
+
+
+@pytest.mark.parametrize("protocol,k", [("kfold5", 5), ("kfold10", 10)])
+def test_stratified_kfold(emodb, protocol, k):
+    f = folds(emodb, protocol)
+    assert len(f) == k
+    _check_partition(emodb, f)
+    overall = np.bincount(emodb.y) / len(emodb)
+    for _, te in f:  # stratified: each fold's class mix is close to the corpus's
+        assert np.abs(np.bincount(emodb.y[te], minlength=7) / len(te) - overall).max() < 0.03
+    assert [te.tolist() for _, te in f] == [te.tolist() for _, te in folds(emodb, protocol)]  # fixed seed
+
+
+def test_loso_speaker(emodb):
+    f = folds(emodb, "loso-speaker")
+    assert len(f) == 10
+    _check_partition(emodb, f)
+    spk = emodb.table["speaker"].to_numpy()
+    for k, (tr, te) in enumerate(f):
+        assert len(set(spk[te])) == 1 and spk[te][0] not in set(spk[tr])
+    assert fold_names(emodb, "loso-speaker")[0] == f"speaker {spk[f[0][1]][0]}"
+
+
+def test_loso_session_and_missing_sessions():
+    table = pd.DataFrame({"id": [f"u{i}" for i in range(20)], "path": "x", "label": ["a", "b"] * 10,
+                          "speaker": [f"S{i % 4}" for i in range(20)], "session": [1 + i % 2 for i in range(20)]})
+    corpus = Corpus("toy", ("a", "b"), table)
+    f = folds(corpus, "loso-session")
+    assert len(f) == 2
+    _check_partition(corpus, f)
+    with pytest.raises(EESRError, match="session"):
+        folds(Corpus("toy", ("a", "b"), table.drop(columns="session")), "loso-session")
+    with pytest.raises(EESRError, match="protocol"):
+        folds(corpus, "kfold3")
+
+
+@pytest.mark.parametrize("protocol", ["kfold5", "loso-speaker"])
+def test_inner_split_never_touches_the_test_fold(emodb, protocol):
+    tr, te = folds(emodb, protocol)[0]
+    inner_tr, val = inner_split(emodb, tr, protocol)
+    assert set(inner_tr) | set(val) == set(tr) and not set(inner_tr) & set(val)
+    assert not (set(inner_tr) | set(val)) & set(te)
+    if protocol == "loso-speaker":  # validation speakers are held out too
+        spk = emodb.table["speaker"].to_numpy()
+        assert not set(spk[inner_tr]) & set(spk[val])
