@@ -26,23 +26,41 @@ from .model import ModelConfig, classifier_head
 from .train import TrainConfig
 
 SVM_CS = (1e-3, 1e-2, 1e-1, 1.0)
+DEFAULT_C = 1e-2  # used only when a class has too few training utterances to tune
 
 
 def svm_scores(train_x, train_y, test_x, groups=None, seed: int = 0) -> tuple[np.ndarray, dict]:
     """Decision scores ``(N_test, K)`` of a linear SVM tuned inside the training fold."""
+    n_splits = min(5, int(np.bincount(train_y).min()))
     if groups is not None and len(np.unique(groups)) >= 3:
         cv = StratifiedGroupKFold(n_splits=min(5, len(np.unique(groups))), shuffle=True, random_state=seed)
-    else:
-        cv, groups = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed), None
+    elif n_splits >= 2:
+        cv, groups = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), None
+    else:  # a class with a single training utterance: nothing to cross-validate on
+        cv, groups = None, None
     pipe = make_pipeline(StandardScaler(), SVC(kernel="linear", decision_function_shape="ovr"))
+    if cv is None:
+        pipe.set_params(svc__C=DEFAULT_C).fit(train_x, train_y)
+        return pipe.decision_function(test_x), {"svm_C": DEFAULT_C, "kernel": "linear", "inner_cv_ua": None}
     search = GridSearchCV(pipe, {"svc__C": list(SVM_CS)}, cv=cv, scoring="balanced_accuracy", n_jobs=1)
     search.fit(train_x, train_y, groups=groups)
-    return search.decision_function(test_x), {"svm_C": search.best_params_["svc__C"], "kernel": "linear",
-                                               "inner_cv_ua": 100 * float(search.best_score_)}
+    return search.decision_function(test_x), {
+        "svm_C": search.best_params_["svc__C"],
+        "kernel": "linear",
+        "inner_cv_ua": 100 * float(search.best_score_),
+    }
 
 
-def mlp_scores(train_x, train_y, test_x, model_cfg: ModelConfig, cfg: TrainConfig, seed: int = 0,
-               device: str | torch.device = "cpu", progress: bool = True) -> tuple[np.ndarray, list[dict]]:
+def mlp_scores(
+    train_x,
+    train_y,
+    test_x,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[np.ndarray, list[dict]]:
     """Softmax scores of the Table 3 head trained on IS10 only (already standardized)."""
     torch.manual_seed(seed)
     device = torch.device(device)

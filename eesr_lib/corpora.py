@@ -102,8 +102,7 @@ def corpus_dir(name: str, data_root: str | Path | None = None) -> Path:
         return root
     raise EESRError(
         f"Corpus '{name}' not found under data root {root}. Set EESR_DATA or --data-root "
-        f"to the folder that holds '{name}/'"
-        + (" (or run `eesr download emodb`)." if name == "emodb" else ".")
+        f"to the folder that holds '{name}/'" + (" (or run `eesr download emodb`)." if name == "emodb" else ".")
     )
 
 

@@ -46,8 +46,9 @@ def pad_to(spec: np.ndarray, frames: int = CROP_FRAMES, pad_mode: str = "zero") 
     return out
 
 
-def random_crop(spec: np.ndarray, rng: np.random.Generator, frames: int = CROP_FRAMES,
-                pad_mode: str = "zero") -> np.ndarray:
+def random_crop(
+    spec: np.ndarray, rng: np.random.Generator, frames: int = CROP_FRAMES, pad_mode: str = "zero"
+) -> np.ndarray:
     """One training sample: frames ``[t, t + frames)`` with ``t`` uniform in ``[0, T - frames]``."""
     spec = pad_to(spec, frames, pad_mode)
     t = int(rng.integers(0, spec.shape[1] - frames + 1))
@@ -78,8 +79,13 @@ class CropBank:
     length, all on one device, so that a GPU never waits on the host for crops.
     """
 
-    def __init__(self, specs: list[np.ndarray], frames: int = CROP_FRAMES, pad_mode: str = "zero",
-                 device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        specs: list[np.ndarray],
+        frames: int = CROP_FRAMES,
+        pad_mode: str = "zero",
+        device: str | torch.device = "cpu",
+    ):
         padded = [pad_to(s, frames, pad_mode) for s in specs]
         lengths = np.array([p.shape[1] for p in padded], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])

@@ -52,8 +52,9 @@ def fold_names(corpus: Corpus, protocol: str, seed: int = 0) -> list[str]:
     return [f"fold {k}" for k in range(len(folds(corpus, protocol, seed)))]
 
 
-def inner_split(corpus: Corpus, train_idx: np.ndarray, protocol: str, seed: int = 0,
-                n_splits: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def inner_split(
+    corpus: Corpus, train_idx: np.ndarray, protocol: str, seed: int = 0, n_splits: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Split an outer *training* fold into (inner_train, validation) for model selection.
 
     Only ``train_idx`` is seen here, so the outer test fold cannot influence any choice.
@@ -71,8 +72,9 @@ def inner_split(corpus: Corpus, train_idx: np.ndarray, protocol: str, seed: int 
     return train_idx[tr], train_idx[va]
 
 
-def iter_folds(corpus: Corpus, protocol: str, seed: int = 0, only: list[int] | None = None
-               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def iter_folds(
+    corpus: Corpus, protocol: str, seed: int = 0, only: list[int] | None = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     all_folds = folds(corpus, protocol, seed)
     wanted = range(len(all_folds)) if only is None else only
     for k in wanted:

@@ -11,8 +11,12 @@ import pandas as pd
 from .metrics import classification_metrics, mean_std
 
 
-def load_folds(results_dir: str | Path = "results", dataset: str | None = None, protocol: str | None = None,
-               variant: str | None = None) -> list[dict]:
+def load_folds(
+    results_dir: str | Path = "results",
+    dataset: str | None = None,
+    protocol: str | None = None,
+    variant: str | None = None,
+) -> list[dict]:
     """Every finished fold's record under ``results_dir``, optionally filtered."""
     out = []
     for path in sorted(Path(results_dir).glob("*/*/*/fold_*.json")):

@@ -172,8 +172,22 @@ def run(
             specs, is10 = corpus_features(corpus, progress=progress)
         train_idx, test_idx = all_folds[k]
         t0 = time.time()
-        record = _run_fold(corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg,
-                           seed, dev, out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt", out_dir / f"fold_{k}.npz", progress)
+        record = _run_fold(
+            corpus,
+            specs,
+            is10,
+            train_idx,
+            test_idx,
+            protocol,
+            variant,
+            model_cfg,
+            train_cfg,
+            seed,
+            dev,
+            out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt",
+            out_dir / f"fold_{k}.npz",
+            progress,
+        )
         record.update(
             fold=k,
             fold_name=names[k],
@@ -189,8 +203,22 @@ def run(
     return results
 
 
-def _run_fold(corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg, seed, dev,
-              ckpt_path: Path, npz_path: Path, progress: bool) -> dict:
+def _run_fold(
+    corpus,
+    specs,
+    is10,
+    train_idx,
+    test_idx,
+    protocol,
+    variant,
+    model_cfg,
+    train_cfg,
+    seed,
+    dev,
+    ckpt_path: Path,
+    npz_path: Path,
+    progress: bool,
+) -> dict:
     """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics."""
     y = corpus.y
     labels = corpus.labels
@@ -207,8 +235,17 @@ def _run_fold(corpus, specs, is10, train_idx, test_idx, protocol, variant, model
         if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
             raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
         tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
-        model, history = train_fold(model_cfg, train_cfg, [specs[i] for i in train_idx], tr_is10, y[train_idx],
-                                    seed=seed, device=dev, checkpoint=ckpt_path, progress=progress)
+        model, history = train_fold(
+            model_cfg,
+            train_cfg,
+            [specs[i] for i in train_idx],
+            tr_is10,
+            y[train_idx],
+            seed=seed,
+            device=dev,
+            checkpoint=ckpt_path,
+            progress=progress,
+        )
         scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
         _write_npz_atomic(
             npz_path,

@@ -31,14 +31,21 @@ def test_loso_speaker(emodb):
     assert len(f) == 10
     _check_partition(emodb, f)
     spk = emodb.table["speaker"].to_numpy()
-    for k, (tr, te) in enumerate(f):
+    for tr, te in f:
         assert len(set(spk[te])) == 1 and spk[te][0] not in set(spk[tr])
     assert fold_names(emodb, "loso-speaker")[0] == f"speaker {spk[f[0][1]][0]}"
 
 
 def test_loso_session_and_missing_sessions():
-    table = pd.DataFrame({"id": [f"u{i}" for i in range(20)], "path": "x", "label": ["a", "b"] * 10,
-                          "speaker": [f"S{i % 4}" for i in range(20)], "session": [1 + i % 2 for i in range(20)]})
+    table = pd.DataFrame(
+        {
+            "id": [f"u{i}" for i in range(20)],
+            "path": "x",
+            "label": ["a", "b"] * 10,
+            "speaker": [f"S{i % 4}" for i in range(20)],
+            "session": [1 + i % 2 for i in range(20)],
+        }
+    )
     corpus = Corpus("toy", ("a", "b"), table)
     f = folds(corpus, "loso-session")
     assert len(f) == 2

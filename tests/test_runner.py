@@ -1,0 +1,111 @@
+"""The runner writes complete, atomic, resumable fold results, and never mixes configurations."""
+
+import json
+
+import numpy as np
+import pytest
+
+import eesr_lib.train as train_mod
+from eesr_lib import runner
+from eesr_lib.cli import main
+from eesr_lib.errors import EESRError
+from eesr_lib.report import format_summary, summary
+
+FAST = {"batch_size": 14, "precision": "fp32"}
+
+
+def _run(mini, results, variant="ae+ee+in", **kw):
+    kw.setdefault("overrides", FAST)
+    return runner.run("emodb_mini", "kfold5", variant, corpus=mini, results_dir=results, progress=False, **kw)
+
+
+def test_svm_baseline_all_folds_and_skip_on_rerun(mini, tmp_path, monkeypatch):
+    res = _run(mini, tmp_path, "is10+svm")
+    files = sorted((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("fold_*.json"))
+    assert len(res) == 5 and len(files) == 5
+    assert sum(r["metrics"]["n"] for r in res) == len(mini)  # each utterance tested once
+    assert res[0]["svm_C"] in (1e-3, 1e-2, 1e-1, 1.0)
+
+    def boom(*a, **k):
+        raise AssertionError("a finished fold was recomputed")
+
+    monkeypatch.setattr(runner, "_run_fold", boom)
+    again = _run(mini, tmp_path, "is10+svm")
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in res]
+    with pytest.raises(EESRError, match="different configuration"):
+        _run(mini, tmp_path, "is10+svm", overrides={**FAST, "lam": 0.5})
+
+
+def test_ae_fold_result_has_everything(mini, tmp_path):
+    (rec,) = _run(mini, tmp_path, folds_to_run=[0], epochs=1)
+    out = tmp_path / "emodb_mini" / "kfold5" / "ae+ee+in"
+    on_disk = json.loads((out / "fold_0.json").read_text())
+    assert on_disk == json.loads(json.dumps(rec))
+    for key in ("metrics", "predictions", "history", "config", "provenance", "labels", "fold_name", "n_folds"):
+        assert key in on_disk
+    m = on_disk["metrics"]
+    assert {"wa", "ua", "precision", "recall", "f1", "confusion", "confusion_pct"} <= set(m)
+    assert len(on_disk["predictions"]) == m["n"] == 7
+    p = on_disk["predictions"][0]
+    assert set(p) == {"id", "true", "pred", "scores"} and len(p["scores"]) == 7
+    assert on_disk["config"]["train"]["epochs"] == 1 and on_disk["config"]["seed"] == 0
+    assert {"git_revision", "versions", "hardware", "wall_time_s"} <= set(on_disk["provenance"])
+    assert {"loss_ae", "loss_ec"} <= set(on_disk["history"][0])
+    npz = np.load(out / "fold_0.npz")
+    assert npz["deep"].dtype == np.float16 and npz["deep"].shape == (7, 512)
+    assert npz["emotion_embeddings"].shape == (5, 7, 512)
+    assert list(npz["ids"]) == [p["id"] for p in on_disk["predictions"]]
+    assert not list(out.glob("*.ckpt.pt")) and not list(out.glob("*.tmp*"))  # checkpoint cleaned up
+
+
+def test_interrupted_fold_resumes_and_matches_an_uninterrupted_run(mini, tmp_path, monkeypatch):
+    (straight,) = _run(mini, tmp_path / "a", folds_to_run=[1], epochs=2)
+
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def dying_step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:  # 28 training utterances / batch 14 = 2 steps per epoch: dies in epoch 2
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2)
+    out = tmp_path / "b" / "emodb_mini" / "kfold5" / "ae+ee+in"
+    assert not (out / "fold_1.json").exists() and len(list(out.glob("fold_1.*.ckpt.pt"))) == 1
+
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    (resumed,) = _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2)
+    assert calls["n"] == 3  # the patched step was not used again
+    assert resumed["history"] == straight["history"]
+    assert resumed["metrics"] == straight["metrics"]
+
+
+def test_report_and_cli(mini_manifest, tmp_path, capsys):
+    rc = main(["run", "--dataset", str(mini_manifest), "--variant", "is10+svm", "--results", str(tmp_path)])
+    assert rc == 0
+    df = summary(tmp_path)
+    assert list(df["variant"]) == ["is10+svm"] and df["folds"][0] == "5/5"
+    assert "is10+svm" in format_summary(df)
+    capsys.readouterr()
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    assert "is10+svm" in capsys.readouterr().out
+    assert main(["run", "--dataset", str(mini_manifest), "--folds", "9", "--results", str(tmp_path)]) == 2
+    assert "Fold 9 does not exist" in capsys.readouterr().err
+    assert main(["corpus", "--dataset", "nope"]) == 2
+    with pytest.raises(SystemExit):
+        main(["run", "--variant", "ae+xyz"])
+
+
+def test_variants_configure_what_they_name():
+    m, _ = runner.configs("ae+ee+in", 7)
+    assert (m.emotion_embedding, m.norm, m.use_is10) == (True, "instance", True)
+    m, _ = runner.configs("ae", 7)
+    assert (m.emotion_embedding, m.norm, m.use_is10) == (False, "batch", True)
+    m, _ = runner.configs("ae-os", 7, {"norm_without_in": "none"})
+    assert (m.emotion_embedding, m.norm, m.use_is10) == (False, "none", False)
+    m, t = runner.configs("ae+in", 4, {"lam": 0.3, "pooling": "max"})
+    assert (m.n_classes, m.pooling, t.lam) == (4, "max", 0.3)
+    with pytest.raises(EESRError, match="Unknown setting"):
+        runner.configs("ae", 7, {"lamda": 1})
