@@ -84,6 +84,7 @@ def cmd_run(args) -> None:
         force=args.force,
         tag=args.tag,
         overrides=_parse_set(args.set),
+        selection=args.inner,
     )
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
     sp.add_argument("--force", action="store_true", help="recompute folds that are already finished")
+    sp.add_argument("--inner", action="store_true",
+                    help="model selection: score on a validation split of each training fold, never the test fold")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("report", help="print the table of every result present")

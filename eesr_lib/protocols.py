@@ -68,7 +68,8 @@ def inner_split(
         splitter = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
         tr, va = next(splitter.split(train_idx, y, groups))
     else:
-        tr, va = next(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(train_idx, y))
+        n = max(2, min(n_splits, int(np.bincount(y).min())))
+        tr, va = next(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(train_idx, y))
     return train_idx[tr], train_idx[va]
 
 

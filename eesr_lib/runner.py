@@ -31,7 +31,7 @@ from .errors import EESRError
 from .features import IS10_DIM, SpectrogramParams, corpus_features
 from .metrics import classification_metrics
 from .model import ModelConfig
-from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds
+from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds, inner_split
 from .provenance import provenance
 from .train import TrainConfig, predict_utterances, resolve_device, standardize_is10, train_fold
 
@@ -132,8 +132,16 @@ def run(
     overrides: dict | None = None,
     progress: bool = True,
     corpus: Corpus | None = None,
+    selection: bool = False,
 ) -> list[dict]:
-    """Run (or reuse) the folds of one experiment; returns each requested fold's result dict."""
+    """Run (or reuse) the folds of one experiment; returns each requested fold's result dict.
+
+    ``selection=True`` is for choosing settings (issue: close the gap): each outer fold's
+    *training* part is split again (:func:`~eesr_lib.protocols.inner_split`, by speaker
+    for speaker-independent protocols) and the model is scored on that validation part.
+    The outer test utterances are not even passed on, so no choice can see them. Results
+    go to ``<protocol>+inner/`` so they are never mistaken for test results.
+    """
     if protocol not in PROTOCOLS:
         raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
     corpus = corpus or load_corpus(dataset, data_root)
@@ -146,13 +154,17 @@ def run(
     dev = resolve_device(device)
     all_folds = folds(corpus, protocol, seed)
     names = fold_names(corpus, protocol, seed)
+    if selection:
+        all_folds = [inner_split(corpus, train_idx, protocol, seed) for train_idx, _test_idx in all_folds]
+        names = [f"validation inside {n}" for n in names]
     wanted = list(range(len(all_folds))) if folds_to_run is None else list(folds_to_run)
     for k in wanted:
         if not 0 <= k < len(all_folds):
             raise EESRError(f"Fold {k} does not exist: protocol '{protocol}' has {len(all_folds)} folds")
-    out_dir = fold_dir(results_dir, corpus.name, protocol, variant, tag)
+    out_dir = fold_dir(results_dir, corpus.name, protocol + ("+inner" if selection else ""), variant, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg)
+    config["selection"] = selection
     cfg_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
 
     specs = is10 = None

@@ -109,3 +109,21 @@ def test_variants_configure_what_they_name():
     assert (m.n_classes, m.pooling, t.lam) == (4, "max", 0.3)
     with pytest.raises(EESRError, match="Unknown setting"):
         runner.configs("ae", 7, {"lamda": 1})
+
+
+def test_selection_mode_never_sees_the_outer_test_fold(mini, tmp_path, monkeypatch):
+    from eesr_lib.protocols import folds
+
+    seen = {}
+    real = runner._run_fold
+
+    def spy(corpus, specs, is10, train_idx, test_idx, *a, **k):
+        seen["train"], seen["scored"] = set(train_idx), set(test_idx)
+        return real(corpus, specs, is10, train_idx, test_idx, *a, **k)
+
+    monkeypatch.setattr(runner, "_run_fold", spy)
+    (rec,) = _run(mini, tmp_path, "is10+svm", folds_to_run=[2], selection=True)
+    outer_test = set(folds(mini, "kfold5")[2][1])
+    assert not (seen["train"] | seen["scored"]) & outer_test
+    assert (tmp_path / "emodb_mini" / "kfold5+inner" / "is10+svm" / "fold_2.json").exists()
+    assert rec["config"]["selection"] is True and rec["fold_name"].startswith("validation inside")
