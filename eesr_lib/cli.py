@@ -89,7 +89,8 @@ def cmd_run(args) -> None:
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
     df = summary(args.results)
-    print(format_summary(df[(df.protocol == args.protocol) & (df.variant.str.startswith(args.variant))]))
+    protocol = args.protocol + ("+inner" if args.inner else "")
+    print(format_summary(df[(df.protocol == protocol) & (df.variant.str.startswith(args.variant))]))
 
 
 def cmd_report(args) -> None:

@@ -42,7 +42,8 @@ def summary(results_dir: str | Path = "results") -> pd.DataFrame:
     for rec in load_folds(results_dir):
         c = rec["config"]
         name = c["variant"] + (f"@{c['tag']}" if c.get("tag") else "")
-        groups.setdefault((c["dataset"], c["protocol"], name), []).append(rec)
+        protocol = c["protocol"] + ("+inner" if c.get("selection") else "")
+        groups.setdefault((c["dataset"], protocol, name), []).append(rec)
     rows = []
     for (ds, proto, var), recs in sorted(groups.items()):
         recs = sorted(recs, key=lambda r: r["fold"])
