@@ -6,7 +6,7 @@ STAMP := .venv/.installed-stamp
 EESR_DATA ?= $(shell if [ -d ../shared/data ]; then cd ../shared/data && pwd; else echo $(CURDIR)/data; fi)
 export EESR_DATA
 
-.PHONY: venv test test-all lint book bench clean-book
+.PHONY: venv test test-all lint book book-smoke bench clean-book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -27,9 +27,28 @@ lint: venv
 	.venv/bin/ruff check eesr_lib tests benchmarks
 	.venv/bin/ruff format --check eesr_lib tests benchmarks
 
+# The book: every notebook in notebooks/ through papermill, then jupyter-book build (scripts/build_book.py).
+#   make book                         EMODB, profile paper -> book/chapters/emodb/, _build/html
+#   make book DATASET=ravdess DATA_ROOT=/data PROFILE=smoke
+#   make book-smoke                   tiny and fast, built in $(SMOKE_DIR): touches nothing in the project
+DATASET ?= emodb
+DATA_ROOT ?=
+PROFILE ?= paper
+RESULTS ?= results
+DEVICE ?= auto
+SMOKE_DIR ?= /tmp/eesr-smoke-book
+BOOK_ARGS = --dataset $(DATASET) --results $(RESULTS) --device $(DEVICE) --smoke-dir $(SMOKE_DIR) \
+	$(if $(DATA_ROOT),--data-root $(DATA_ROOT),)
+
 book: venv
-	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "make book: no notebooks in notebooks/ yet (they come with the notebooks issue)"; exit 1; }
-	$(PY) -m eesr_lib.book_build
+	@ls notebooks/*.ipynb >/dev/null 2>&1 || { echo "make book: no notebooks in notebooks/"; exit 1; }
+	$(PY) scripts/build_book.py --profile $(PROFILE) $(BOOK_ARGS)
+
+book-smoke: venv
+	$(PY) scripts/build_book.py --profile smoke $(BOOK_ARGS)
+
+clean-book:
+	rm -rf _build
 
 bench: venv
 	$(PY) benchmarks/run_cpu.py

@@ -1,8 +1,10 @@
 """The numbers Zhang & Xue (2021) report, as plain data, for the book to compare against.
 
 Source: C. Zhang and L. Xue, "Autoencoder With Emotion Embedding for Speech Emotion
-Recognition", IEEE Access 9, 2021, §V:
+Recognition", IEEE Access 9, 2021, §III and §V:
 
+- Tables 1-3: the layers of the encoder, the decoder and the classifier, as printed,
+  with their (input, output) sizes, kernel size and stride ("K" = number of classes).
 - Table 4: UA (%) on IEMOCAP of each variant, "10-fold" and "LOSO" (10-fold
   leave-one-speaker-out). Keys are our variant names (:data:`eesr_lib.runner.VARIANTS`)
   and protocol names (``kfold10``, ``loso-speaker``).
@@ -26,6 +28,43 @@ presumably averaged over folds rather than computed on pooled predictions.
 """
 
 from __future__ import annotations
+
+# Tables 1-3: (layer, as printed, input size, output size, kernel size, stride).
+TABLE1_ENCODER: list[tuple] = [
+    *[(f"Conv1-{k}", f"513, 128, kernel size={k}", 513, 128, k, 1) for k in range(1, 9)],
+    ("Conv2", "1537, 512, kernel size=1", 1537, 512, 1, 1),
+    ("Conv3", "512, 512, kernel size=5", 512, 512, 5, 1),
+    ("Conv4", "512, 512, kernel size=5, stride=2", 512, 512, 5, 2),
+    ("Conv5", "512, 512, kernel size=5", 512, 512, 5, 1),
+    ("Conv6", "512, 512, kernel size=5, stride=2", 512, 512, 5, 2),
+    ("Conv7", "512, 512, kernel size=5", 512, 512, 5, 1),
+    ("Conv8", "512, 512, kernel size=5, stride=2", 512, 512, 5, 2),
+    *[(f"FC{k}", "512, 512", 512, 512, None, 1) for k in range(1, 5)],
+    ("FC5", "768, 512", 768, 512, None, 1),
+    ("Dropout1-6", "p=0.5", None, None, None, 1),
+    ("GRU", "input_size=512, hidden_size=128 bidirectional", 512, 128, None, 1),
+]
+TABLE2_DECODER: list[tuple] = [
+    ("Conv1", "512, 1024, kernel_size=3", 512, 1024, 3, 1),
+    ("Conv2", "512, 512, kernel_size=3", 512, 512, 3, 1),
+    ("Conv3", "512, 1024, kernel_size=3", 512, 1024, 3, 1),
+    ("Conv4", "512, 512, kernel_size=3", 512, 512, 3, 1),
+    ("Conv5", "512, 1024, kernel_size=3", 512, 1024, 3, 1),
+    ("Conv6", "512, 512, kernel_size=3", 512, 512, 3, 1),
+    *[(f"FC{k}", "512, 512", 512, 512, None, 1) for k in range(1, 5)],
+    ("FC5", "1536, 512", 1536, 512, None, 1),
+    ("FC6", "512, 513", 512, 513, None, 1),
+    *[(f"Emb{k}", "(number of classes, 512)", "K", 512, None, 1) for k in range(1, 6)],
+    ("GRU", "input_size=512, hidden_size=256, bidirectional", 512, 256, None, 1),
+]
+TABLE3_CLASSIFIER: list[tuple] = [
+    ("Self-attention", "num_heads 1 (Best Performance)", None, None, None, 1),
+    ("FC1", "2478, 1024", 2478, 1024, None, 1),
+    ("FC2", "1024, 512", 1024, 512, None, 1),
+    ("FC3", "512, 128", 512, 128, None, 1),
+    ("FC4", "128, number of classes", 128, "K", None, 1),
+    ("Dropout1-2", "p=0.5", None, None, None, 1),
+]
 
 # Table 4 row names as printed (subscripts flattened), keyed by our variant names.
 VARIANT_NAMES: dict[str, str] = {

@@ -80,3 +80,50 @@ def format_summary(df: pd.DataFrame) -> str:
         pooled=[f"{w:5.1f} / {u:5.1f}" for w, u in zip(df.WA_pooled, df.UA_pooled)],
     )[["dataset", "protocol", "variant", "folds", "epochs", "WA", "UA", "pooled", "wall_min", "device"]]
     return shown.rename(columns={"pooled": "pooled WA / UA"}).to_string(index=False, float_format=lambda v: f"{v:.1f}")
+
+
+def config_changes(config: dict) -> dict:
+    """The settings of a run that differ from the runner's defaults for its variant."""
+    from dataclasses import asdict
+
+    from .runner import configs
+
+    model_cfg, train_cfg = configs(config["variant"], len(config["labels"]))
+    out = {}
+    for part, default in (("model", asdict(model_cfg)), ("train", asdict(train_cfg))):
+        for key, value in config[part].items():
+            if default.get(key) != value:
+                out[key] = value
+    return out
+
+
+def experiment_log(results_dir: str | Path = "results", dataset: str | None = None) -> pd.DataFrame:
+    """Every configuration tried: what changed, its inner-validation UA, and (once run) the
+    outer test result of the same configuration. Negative results stay in."""
+    df = summary(results_dir)
+    if df.empty:
+        return df
+    if dataset:
+        df = df[df.dataset == dataset]
+    inner = df[df.protocol.str.endswith("+inner")]
+    outer = df[~df.protocol.str.endswith("+inner")].set_index(["dataset", "protocol", "variant"])
+    rows = []
+    for _, r in inner.iterrows():
+        protocol = r.protocol.removesuffix("+inner")
+        recs = load_folds(results_dir, r.dataset, r.protocol, r.variant)
+        test = outer.loc[(r.dataset, protocol, r.variant)] if (r.dataset, protocol, r.variant) in outer.index else None
+        rows.append(
+            {
+                "dataset": r.dataset,
+                "protocol": protocol,
+                "variant": r.variant,
+                "changes": ", ".join(f"{k}={v}" for k, v in config_changes(recs[0]["config"]).items()) or "defaults",
+                "inner_folds": r.folds,
+                "inner_UA": r.UA_mean,
+                "inner_UA_std": r.UA_std,
+                "test_UA": None if test is None else test.UA_mean,
+                "test_WA": None if test is None else test.WA_mean,
+                "test_folds": None if test is None else test.folds,
+            }
+        )
+    return pd.DataFrame(rows)

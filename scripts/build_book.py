@@ -1,0 +1,208 @@
+"""Build the book: run every chapter notebook through papermill, then ``jupyter-book build``.
+
+    python scripts/build_book.py                          # EMODB, profile "paper" (make book)
+    python scripts/build_book.py --dataset ravdess         # another corpus, next to EMODB's chapters
+    python scripts/build_book.py --profile smoke           # tiny and fast, in a throw-away tree (make book-smoke)
+
+Profile "paper": the notebooks in ``notebooks/`` run with the given parameters, and the
+executed copies are written to ``book/chapters/<dataset>/``; results are read from (and, only
+if a chapter is asked to, written to) ``--results`` (default ``results/``). ``_toc.yml``
+lists the chapters of every dataset present in ``book/chapters/``. Then ``jupyter-book
+build .`` writes ``_build/html``.
+
+Profile "smoke": nothing in the project is written. ``_config.yml`` and ``book/`` (without
+its executed chapters) are copied to ``--smoke-dir`` (default ``/tmp/eesr-smoke-book``,
+emptied first); the chapters run there with results in ``<smoke-dir>/results`` and the
+HTML goes to ``<smoke-dir>/_build/html``.
+
+A failing cell stops the build with exit status 1; papermill has then saved the executed
+notebook, error included, where the chapter would have gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+SMOKE_DIR = Path("/tmp/eesr-smoke-book")
+CAPTIONS = {"emodb": "EMODB", "ravdess": "RAVDESS", "iemocap": "IEMOCAP"}
+
+
+def dataset_key(dataset: str) -> str:
+    """Folder name of a dataset's chapters: the corpus name, or a manifest's file stem."""
+    return Path(dataset).stem if dataset.endswith(".csv") else dataset
+
+
+def ensure_corpus(dataset: str, data_root: str | None) -> None:
+    """Download EMODB first if it is the dataset asked for and it is missing (skipped if impossible)."""
+    if dataset != "emodb":
+        return
+    from eesr_lib.corpora import corpus_dir
+    from eesr_lib.errors import EESRError
+
+    try:
+        corpus_dir("emodb", data_root)
+        return
+    except EESRError:
+        pass
+    try:
+        from eesr_lib.download import ensure_emodb
+    except ImportError:
+        print("build_book: EMODB not found and eesr_lib.download is not available; continuing", file=sys.stderr)
+        return
+    print("build_book: EMODB not found; downloading it", flush=True)
+    ensure_emodb(data_root)
+
+
+def toc_text(book_root: Path, chapters: list[str]) -> str:
+    """``_toc.yml``: the introduction, one part per dataset present, then the reference pages."""
+    present = sorted(
+        (d.name for d in (book_root / "book" / "chapters").glob("*") if d.is_dir()),
+        key=lambda name: (name != "emodb", name),
+    )
+    lines = [
+        "# Written by scripts/build_book.py: one part per dataset in book/chapters/.",
+        "format: jb-book",
+        "root: book/intro",
+        "parts:",
+    ]
+    for name in present:
+        files = [c for c in chapters if (book_root / "book" / "chapters" / name / f"{c}.ipynb").exists()]
+        if not files:
+            continue
+        lines += [f"  - caption: Chapters on {CAPTIONS.get(name, name)}", "    chapters:"]
+        lines += [f"      - file: book/chapters/{name}/{c}" for c in files]
+    lines += ["  - caption: Reference", "    chapters:", "      - file: book/choices"]
+    return "\n".join(lines) + "\n"
+
+
+def smoke_tree(target: Path) -> Path:
+    """A fresh copy of the book's sources (no executed chapters) in ``target``."""
+    target = target.expanduser().resolve()
+    if (target == ROOT or ROOT in target.parents) and ROOT / "_build" not in target.parents:
+        raise SystemExit(f"build_book: the smoke folder must be outside the project (or under _build/): {target}")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(ROOT / "_config.yml", target / "_config.yml")
+    shutil.copytree(ROOT / "book", target / "book", ignore=shutil.ignore_patterns("chapters", "_build"))
+    return target
+
+
+def execute(notebook: Path, output: Path, parameters: dict) -> float:
+    """Run one notebook with papermill; returns its wall time. Raises on a failing cell."""
+    import papermill as pm
+
+    t0 = time.time()
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=parameters,
+        kernel_name="python3",  # the venv's kernel: jupyter runs "python" as this interpreter
+        cwd=str(ROOT),
+        progress_bar=False,
+        start_timeout=300,
+    )
+    return time.time() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="emodb")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--profile", default="paper", choices=["paper", "smoke"])
+    p.add_argument("--results", default="results", help="results folder for profile paper (default: results)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke-dir", default=str(SMOKE_DIR), help="where profile smoke builds (emptied first)")
+    p.add_argument("--chapters", default=None, help="comma-separated notebook names to run (default: all)")
+    p.add_argument("--no-html", action="store_true", help="run the notebooks only")
+    args = p.parse_args(argv)
+
+    t_start = time.time()
+    notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if not notebooks:
+        print(f"build_book: no notebooks in {NOTEBOOKS}", file=sys.stderr)
+        return 1
+    names = [nb.stem for nb in notebooks]
+    if args.chapters:
+        wanted = [c.strip() for c in args.chapters.split(",") if c.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            print(f"build_book: unknown chapter(s) {unknown}; known: {names}", file=sys.stderr)
+            return 1
+        notebooks = [nb for nb in notebooks if nb.stem in wanted]
+
+    from eesr_lib.errors import EESRError
+
+    try:
+        ensure_corpus(args.dataset, args.data_root)
+    except EESRError as exc:
+        print(f"build_book: {exc}", file=sys.stderr)
+        return 1
+    if args.profile == "smoke":
+        book_root = smoke_tree(Path(args.smoke_dir))
+        results = str(book_root / "results")
+    else:
+        book_root = ROOT
+        results = args.results
+    out_dir = book_root / "book" / "chapters" / dataset_key(args.dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {
+        "dataset": args.dataset,
+        "data_root": args.data_root,
+        "profile": args.profile,
+        "results_dir": results,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    print(f"build_book: {len(notebooks)} chapter(s), parameters {parameters}", flush=True)
+    from papermill.exceptions import PapermillExecutionError
+
+    for nb in notebooks:
+        target = out_dir / nb.name
+        try:
+            seconds = execute(nb, target, parameters)
+        except PapermillExecutionError as exc:
+            print(
+                f"build_book: chapter {nb.stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                f"build_book: the executed notebook, with the error, is {target}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"build_book: {nb.stem} done in {seconds:.0f} s -> {target.relative_to(book_root)}", flush=True)
+
+    toc = toc_text(book_root, names)
+    toc_path = book_root / "_toc.yml"
+    if not toc_path.exists() or toc_path.read_text() != toc:
+        toc_path.write_text(toc)
+        print(f"build_book: wrote {toc_path}")
+    if args.no_html:
+        print(f"build_book: notebooks done in {time.time() - t_start:.0f} s (no HTML asked for)")
+        return 0
+
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_root)]
+    print("build_book: " + " ".join(cmd), flush=True)
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    done = subprocess.run(cmd, cwd=book_root, env=env)
+    if done.returncode != 0:
+        print("build_book: jupyter-book build failed", file=sys.stderr)
+        return done.returncode
+    html = book_root / "_build" / "html"
+    if not (html / "index.html").exists():
+        print(f"build_book: {html / 'index.html'} is missing after the build", file=sys.stderr)
+        return 1
+    print(f"build_book: book in {html} (total {time.time() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
