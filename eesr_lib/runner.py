@@ -199,6 +199,7 @@ def run(
             out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt",
             out_dir / f"fold_{k}.npz",
             progress,
+            validation_curve=selection,
         )
         record.update(
             fold=k,
@@ -230,8 +231,13 @@ def _run_fold(
     ckpt_path: Path,
     npz_path: Path,
     progress: bool,
+    validation_curve: bool = False,
 ) -> dict:
-    """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics."""
+    """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics.
+
+    ``validation_curve`` (selection runs only, where ``test_idx`` is an inner validation
+    split) scores the validation utterances after every epoch, to choose the epoch count.
+    """
     y = corpus.y
     labels = corpus.labels
     spec = VARIANTS[variant]
@@ -247,6 +253,15 @@ def _run_fold(
         if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
             raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
         tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
+        on_epoch = None
+        if validation_curve:
+            val_specs = [specs[i] for i in test_idx]
+
+            def on_epoch(epoch, model):
+                s, _ = predict_utterances(model, val_specs, te_is10, train_cfg, dev)
+                m = classification_metrics(y[test_idx], s.argmax(1), labels)
+                return {"val_ua": m["ua"], "val_wa": m["wa"]}
+
         model, history = train_fold(
             model_cfg,
             train_cfg,
@@ -257,6 +272,7 @@ def _run_fold(
             device=dev,
             checkpoint=ckpt_path,
             progress=progress,
+            on_epoch=on_epoch,
         )
         scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
         _write_npz_atomic(

@@ -127,3 +127,9 @@ def test_selection_mode_never_sees_the_outer_test_fold(mini, tmp_path, monkeypat
     assert not (seen["train"] | seen["scored"]) & outer_test
     assert (tmp_path / "emodb_mini" / "kfold5+inner" / "is10+svm" / "fold_2.json").exists()
     assert rec["config"]["selection"] is True and rec["fold_name"].startswith("validation inside")
+
+
+def test_selection_run_records_a_validation_curve(mini, tmp_path):
+    (rec,) = _run(mini, tmp_path, folds_to_run=[0], epochs=1, selection=True)
+    assert 0 <= rec["history"][0]["val_ua"] <= 100
+    assert rec["history"][0]["val_ua"] == rec["metrics"]["ua"]  # the last epoch's curve point is the result
