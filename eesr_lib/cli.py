@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .errors import EESRError
 
@@ -83,7 +82,7 @@ def cmd_run(args) -> None:
         seed=args.seed,
         force=args.force,
         tag=args.tag,
-        overrides=_parse_set(args.set),
+        overrides={**_parse_set(args.set), **({"precision": "fp32"} if args.fp32 else {})},
         selection=args.inner,
     )
     for r in results:
@@ -142,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
     sp.add_argument("--force", action="store_true", help="recompute folds that are already finished")
+    sp.add_argument("--fp32", action="store_true",
+                    help="train and score in fp32 (default: bf16 autocast where the device has native bf16)")
     sp.add_argument("--inner", action="store_true",
                     help="model selection: score on a validation split of each training fold, never the test fold")
     sp.set_defaults(func=cmd_run)

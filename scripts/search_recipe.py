@@ -20,6 +20,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "recipe0": ("ae+ee+in", {}),  # the straightforward build: λ=1, batch 32, 1 crop/utt/epoch
     "lam0.1": ("ae+ee+in", {"lam": 0.1}),
     "lam10": ("ae+ee+in", {"lam": 10.0}),
+    "lam30": ("ae+ee+in", {"lam": 30.0}),
     "nograd": ("ae+ee+in", {"classifier_grad_to_encoder": False}),
     "wd1e-3": ("ae+ee+in", {"weight_decay": 1e-3}),
     "logit": ("ae+ee+in", {"score_average": "logit"}),
