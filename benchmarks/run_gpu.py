@@ -1,0 +1,255 @@
+"""GPU benchmark of issue 4: throughput, achieved TFLOP/s, one full 40-epoch EMODB fold, 5-fold projection.
+
+    .venv/bin/python benchmarks/run_gpu.py                      # on a CUDA machine (EMODB features cached or computed)
+    .venv/bin/python benchmarks/run_gpu.py --peak-tflops 989    # peak dense bf16 TFLOP/s, if not looked up by name
+    .venv/bin/python benchmarks/run_gpu.py --device cpu --smoke # a quick logic check without a GPU
+
+The spectrograms stay on the GPU (:class:`eesr_lib.crops.CropBank` on ``cuda``: crops are one
+gather, no host transfer per batch). Measured:
+
+- ``train_samples_per_s_fp32`` / ``train_samples_per_s_fast``: ``train_step`` on batches of 32
+  random 128-frame crops, fp32 vs the default ``precision="auto"`` (bf16 autocast on a GPU
+  with bf16), alternating rounds after warm-up, median of rounds.
+- ``flops_per_step``: FLOPs of one training step (forward + backward) counted with
+  ``torch.utils.flop_counter.FlopCounterMode``; cuDNN's fused GRU kernels are invisible to
+  the counter, so their FLOPs are added analytically when the counter misses them
+  (``gru_flops_added``). ``achieved_tflops_fast`` = FLOPs x steps/s; ``mfu_fast`` = that / peak.
+- ``fold_minutes_40_epochs``: wall time of ``train_fold`` (40 epochs) on EMODB 5-fold fold 0
+  plus ``predict_utterances`` on its test fold, measured, not extrapolated; with its WA/UA.
+- ``kfold5_minutes_projected``: 5 x the fold time (the folds have the same size within one utterance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from eesr_lib.corpora import load_corpus
+from eesr_lib.crops import CropBank
+from eesr_lib.features import corpus_features
+from eesr_lib.metrics import classification_metrics
+from eesr_lib.model import EESR, ModelConfig
+from eesr_lib.protocols import folds
+from eesr_lib.train import (
+    TrainConfig,
+    predict_utterances,
+    resolved_precision,
+    standardize_is10,
+    train_fold,
+    train_step,
+)
+
+HERE = Path(__file__).resolve().parent
+
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets; matched in this order.
+PEAK_BF16_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("A10", 125.0),
+)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def lookup_peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in PEAK_BF16_TFLOPS:
+        if key in name:
+            return peak
+    return None
+
+
+class Stepper:
+    """Model + optimizer + a crop stream from a CropBank on ``device``; ``run(n)`` times n training steps."""
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, bank: CropBank, y, is10, device, seed=0):
+        torch.manual_seed(seed)
+        self.cfg, self.device = cfg, device
+        self.model = EESR(model_cfg).to(device).train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.gen = torch.Generator().manual_seed(seed)
+        self.bank, self.y, self.is10 = bank, y, is10
+
+    def batch(self):
+        idx = torch.randint(0, len(self.bank), (self.cfg.batch_size,), generator=self.gen).to(self.device)
+        return self.bank.random_crops(idx, self.gen), self.y[idx], self.is10[idx]
+
+    def run(self, n: int) -> float:
+        sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            train_step(self.model, self.opt, *self.batch(), self.cfg, self.device)
+        sync(self.device)
+        return time.perf_counter() - t0
+
+
+def gru_training_flops(model: EESR, batch: int, crop_frames: int) -> float:
+    """Analytic FLOPs of both GRUs in one training step: 2*3h*(in+h) per token and direction, x3 for backward."""
+    total = 0.0
+    for gru, steps in ((model.encoder.gru, crop_frames // 8), (model.decoder.gru, crop_frames)):
+        dirs = 2 if gru.bidirectional else 1
+        total += 3 * batch * steps * dirs * 2 * 3 * gru.hidden_size * (gru.input_size + gru.hidden_size)
+    return total
+
+
+def count_step_flops(stepper: Stepper) -> tuple[float, float]:
+    """(FLOPs of one training step as counted, GRU FLOPs added because the counter could not see them)."""
+    x, y, is10 = stepper.batch()
+    with FlopCounterMode(display=False) as counter:
+        train_step(stepper.model, stepper.opt, x, y, is10, stepper.cfg, stepper.device)
+    counted = float(counter.get_total_flops())
+    gru = stepper.model.encoder.gru
+    probe = torch.zeros(2, 4, gru.input_size, device=stepper.device)
+    with FlopCounterMode(display=False) as gru_counter:  # does the counter see this device's GRU kernels?
+        gru(probe)
+    added = (
+        0.0
+        if gru_counter.get_total_flops() > 0
+        else gru_training_flops(stepper.model, stepper.cfg.batch_size, stepper.model.cfg.crop_frames)
+    )
+    return counted + added, added
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--smoke", action="store_true", help="tiny run (1 epoch on 64 utterances, 1 round): a logic check")
+    p.add_argument("--peak-tflops", type=float, default=None, help="peak dense bf16 TFLOP/s (default: by GPU name)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=20, help="training steps per round")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--no-fold", action="store_true", help="skip the full fold")
+    p.add_argument(
+        "--cudnn-benchmark", action="store_true", help="let cuDNN time its kernels (not the runner's default)"
+    )
+    p.add_argument("--dataset", default="emodb")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=str(HERE), help="folder for results_gpu.json")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.rounds, args.steps, args.warmup = 1, 1, 1, 1
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        log("run_gpu.py: torch sees no CUDA GPU (use --device cpu --smoke for a logic check)")
+        return 2
+    if args.cudnn_benchmark:  # not what `eesr run` does; an experiment (crops are all 128 frames)
+        torch.backends.cudnn.benchmark = True
+
+    fast_cfg = TrainConfig()  # the defaults: precision "auto"
+    corpus = load_corpus(args.dataset, args.data_root)
+    model_cfg = ModelConfig(n_classes=len(corpus.labels))
+    t0 = time.perf_counter()
+    specs, is10 = corpus_features(corpus, progress=False)
+    log(f"features: {len(specs)} utterances in {time.perf_counter() - t0:.1f} s")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = args.peak_tflops or lookup_peak(device)
+    figures: dict[str, float | str | None] = {
+        "device": name,
+        "torch": torch.__version__,
+        "fast_precision": resolved_precision(fast_cfg, device),
+    }
+
+    bank = CropBank(specs, model_cfg.crop_frames, fast_cfg.pad_mode, device)
+    y_t = torch.tensor(corpus.y, dtype=torch.long, device=device)
+    is10_t = torch.as_tensor(standardize_is10(is10)[0], device=device)
+    steppers = {
+        "fp32": Stepper(replace(fast_cfg, precision="fp32"), model_cfg, bank, y_t, is10_t, device),
+        "fast": Stepper(fast_cfg, model_cfg, bank, y_t, is10_t, device),
+    }
+    for s in steppers.values():
+        s.run(args.warmup)
+    rates: dict[str, list[float]] = {k: [] for k in steppers}
+    for r in range(args.rounds):
+        for k in list(steppers) if r % 2 == 0 else list(reversed(steppers)):
+            rates[k].append(args.steps * fast_cfg.batch_size / steppers[k].run(args.steps))
+        log(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.0f} samples/s" for k, v in rates.items()))
+    thr = {k: statistics.median(v) for k, v in rates.items()}
+    figures["train_samples_per_s_fp32"] = round(thr["fp32"], 1)
+    figures["train_samples_per_s_fast"] = round(thr["fast"], 1)
+    figures["train_speedup_vs_fp32"] = round(thr["fast"] / thr["fp32"], 2)
+
+    flops, gru_added = count_step_flops(steppers["fast"])
+    steps_per_s = thr["fast"] / fast_cfg.batch_size
+    figures["flops_per_step"] = f"{flops:.4g}"
+    figures["gru_flops_added"] = f"{gru_added:.4g}"
+    figures["achieved_tflops_fast"] = round(flops * steps_per_s / 1e12, 2)
+    figures["achieved_tflops_fp32"] = round(flops * thr["fp32"] / fast_cfg.batch_size / 1e12, 2)
+    figures["peak_tflops_bf16"] = peak
+    figures["mfu_fast"] = round(flops * steps_per_s / 1e12 / peak, 4) if peak else None
+    if device.type == "cuda":
+        figures["max_memory_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    del steppers, bank
+
+    if not args.no_fold:
+        train_idx, test_idx = folds(corpus, "kfold5", 0)[0]
+        if args.smoke:
+            train_idx, test_idx = train_idx[:64], test_idx[:16]
+        cfg = replace(fast_cfg, epochs=args.epochs)
+        tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
+        log(f"fold 0: {len(train_idx)} train / {len(test_idx)} test utterances, {args.epochs} epochs")
+        sync(device)
+        t0 = time.perf_counter()
+        model, history = train_fold(
+            model_cfg,
+            cfg,
+            [specs[i] for i in train_idx],
+            tr_is10,
+            corpus.y[train_idx],
+            seed=0,
+            device=device,
+            progress=False,
+        )
+        scores, _ = predict_utterances(model, [specs[i] for i in test_idx], te_is10, cfg, device)
+        sync(device)
+        fold_s = time.perf_counter() - t0
+        m = classification_metrics(corpus.y[test_idx], scores.argmax(1), corpus.labels)
+        figures["fold_epochs"] = args.epochs
+        figures["fold_minutes_40_epochs" if args.epochs == 40 else f"fold_minutes_{args.epochs}_epochs"] = round(
+            fold_s / 60, 2
+        )
+        figures["kfold5_minutes_projected"] = round(5 * fold_s / 60, 2)
+        figures["fold0_wa"] = round(m["wa"], 2)
+        figures["fold0_ua"] = round(m["ua"], 2)
+        figures["fold0_final_loss_total"] = round(history[-1]["loss_total"], 4)
+
+    if not args.smoke:  # a smoke run's numbers mean nothing: no file
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results_gpu.json").write_text(
+            json.dumps(
+                {"figures": figures, "rates": rates, "args": vars(args), "date": time.strftime("%Y-%m-%d %H:%M:%S")},
+                indent=1,
+            )
+        )
+    for k, v in figures.items():
+        print(f"{k}: {v if v is not None else 'n/a'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
