@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -46,6 +45,7 @@ from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
 from eesr_lib.model import EESR, ModelConfig
 from eesr_lib.protocols import folds
+from eesr_lib.provenance import cpu_model
 from eesr_lib.train import (
     TrainConfig,
     predict_utterances,
@@ -57,16 +57,6 @@ from eesr_lib.train import (
 
 HERE = Path(__file__).resolve().parent
 CPU = torch.device("cpu")
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def process_cpu_s() -> float:

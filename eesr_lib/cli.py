@@ -37,8 +37,10 @@ def cmd_corpus(args) -> None:
     from .corpora import load_corpus
 
     corpus = load_corpus(args.dataset, args.data_root)
-    print(f"{corpus.name}: {len(corpus)} utterances, {corpus.table['speaker'].nunique()} speakers, "
-          f"{len(corpus.labels)} classes")
+    print(
+        f"{corpus.name}: {len(corpus)} utterances, {corpus.table['speaker'].nunique()} speakers, "
+        f"{len(corpus.labels)} classes"
+    )
     print(corpus.summary().to_string())
 
 
@@ -141,10 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
     sp.add_argument("--force", action="store_true", help="recompute folds that are already finished")
-    sp.add_argument("--fp32", action="store_true",
-                    help="train and score in fp32 (default: bf16 autocast where the device has native bf16)")
-    sp.add_argument("--inner", action="store_true",
-                    help="model selection: score on a validation split of each training fold, never the test fold")
+    sp.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train and score in fp32 (default: bf16 autocast where the device has native bf16)",
+    )
+    sp.add_argument(
+        "--inner",
+        action="store_true",
+        help="model selection: score on a validation split of each training fold, never the test fold",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("report", help="print the table of every result present")

@@ -69,7 +69,7 @@ class Corpus:
     def y(self) -> np.ndarray:
         """Class indices in the order of :attr:`labels`."""
         index = {lab: i for i, lab in enumerate(self.labels)}
-        return self.table["label"].map(index).to_numpy(dtype=np.int64)
+        return self.table["label"].map(index).to_numpy(dtype=np.int64, copy=True)
 
     @property
     def paths(self) -> list[str]:

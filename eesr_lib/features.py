@@ -130,9 +130,7 @@ def _compute(args: tuple[str, FeatureKind, SpectrogramParams, str]) -> str:
     path, kind, params, target = args
     wav = read_audio(path, params.sample_rate)
     if len(wav) < params.win_length:
-        raise EESRError(
-            f"{path}: {len(wav)} samples is shorter than one analysis window ({params.win_length} samples)"
-        )
+        raise EESRError(f"{path}: {len(wav)} samples is shorter than one analysis window ({params.win_length} samples)")
     if kind == "spectrogram":
         feat = log_magnitude_spectrogram(wav, params)
     else:
@@ -175,8 +173,9 @@ def extract(
     return [np.load(t) for t in targets]
 
 
-def corpus_features(corpus, params: SpectrogramParams = SpectrogramParams(), n_jobs: int | None = None,
-                    progress: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+def corpus_features(
+    corpus, params: SpectrogramParams = SpectrogramParams(), n_jobs: int | None = None, progress: bool = True
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Spectrograms (list) and the IS10 matrix ``(N, 1582)`` of a :class:`~eesr_lib.corpora.Corpus`."""
     specs = extract(corpus.paths, "spectrogram", params, n_jobs, progress)
     is10 = np.stack(extract(corpus.paths, "is10", params, n_jobs, progress))

@@ -98,7 +98,7 @@ def _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg) -
 
 
 def _same_config(a: dict, b: dict) -> bool:
-    """Configs match if everything that changes the numbers matches (precision aside)."""
+    """Configs match if everything that changes the numbers matches (the eval batch size does not)."""
     strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items() if k != "eval_batch_size"}}  # noqa: E731
     return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
 

@@ -160,8 +160,7 @@ def train_fold(
     device = torch.device(device)
     torch.manual_seed(seed)
     model = EESR(model_cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                           weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history: list[dict] = []
     start_epoch = 0
@@ -181,8 +180,14 @@ def train_fold(
     y_t = torch.as_tensor(y, dtype=torch.long, device=device)
     is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
     n = len(specs)
-    bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", unit="ep", disable=not progress,
-               initial=start_epoch, total=cfg.epochs)
+    bar = tqdm(
+        range(start_epoch, cfg.epochs),
+        desc="epochs",
+        unit="ep",
+        disable=not progress,
+        initial=start_epoch,
+        total=cfg.epochs,
+    )
     for epoch in bar:
         model.train()
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
@@ -193,22 +198,36 @@ def train_fold(
             if len(idx) < 2:  # a batch of one would break batch norm in the BN ablation
                 continue
             x = bank.random_crops(idx, gen)
-            l_ae, l_ec, correct = train_step(model, opt, x, y_t[idx], is10_t[idx] if is10_t is not None else None,
-                                             cfg, device)
+            l_ae, l_ec, correct = train_step(
+                model, opt, x, y_t[idx], is10_t[idx] if is10_t is not None else None, cfg, device
+            )
             sums += (l_ae * len(idx), l_ec * len(idx), correct)
             seen += len(idx)
-        record = {"epoch": epoch + 1, "loss_ae": float(sums[0] / seen), "loss_ec": float(sums[1] / seen),
-                  "loss_total": float((sums[0] + cfg.lam * sums[1]) / seen),
-                  "train_crop_acc": float(100 * sums[2] / seen), "precision": precision}
+        record = {
+            "epoch": epoch + 1,
+            "loss_ae": float(sums[0] / seen),
+            "loss_ec": float(sums[1] / seen),
+            "loss_total": float((sums[0] + cfg.lam * sums[1]) / seen),
+            "train_crop_acc": float(100 * sums[2] / seen),
+            "precision": precision,
+        }
         if on_epoch is not None:
             record.update(on_epoch(epoch + 1, model) or {})
         history.append(record)
         bar.set_postfix(ae=f"{record['loss_ae']:.4f}", ec=f"{record['loss_ec']:.3f}")
         if checkpoint is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                          "torch_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                          "history": history, "epoch": epoch + 1}, Path(checkpoint))
+            _save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+                Path(checkpoint),
+            )
     return model, history
 
 
@@ -241,8 +260,9 @@ def predict_utterances(
     for b in range(0, len(utt_t), cfg.eval_batch_size):
         u = utt_t[b : b + cfg.eval_batch_size]
         with autocast(device, cfg.precision):
-            logits, d = model.classify(bank.gather(u, starts_t[b : b + cfg.eval_batch_size]),
-                                       is10_t[u] if is10_t is not None else None)
+            logits, d = model.classify(
+                bank.gather(u, starts_t[b : b + cfg.eval_batch_size]), is10_t[u] if is10_t is not None else None
+            )
         s = logits.float().softmax(1) if cfg.score_average == "prob" else logits.float()
         scores.index_add_(0, u, s)
         deep.index_add_(0, u, d.float())
