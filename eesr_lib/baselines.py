@@ -23,7 +23,7 @@ from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
 from .model import ModelConfig, classifier_head
-from .train import TrainConfig
+from .train import TrainConfig, epoch_lr
 
 SVM_CS = (1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_C = 1e-2  # used only when a class has too few training utterances to tune
@@ -67,11 +67,13 @@ def mlp_scores(
     head = classifier_head(train_x.shape[1], model_cfg).to(device)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.as_tensor(train_x, device=device)
+    x = model_cfg.is10_scale * torch.as_tensor(train_x, device=device)
     y = torch.as_tensor(train_y, dtype=torch.long, device=device)
     history = []
     for epoch in tqdm(range(cfg.epochs), desc="epochs", unit="ep", disable=not progress):
         head.train()
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr(cfg, epoch)
         order = torch.randperm(len(x), generator=gen).to(device)
         total = 0.0
         for b in range(0, len(order), cfg.batch_size):
@@ -84,5 +86,5 @@ def mlp_scores(
         history.append({"epoch": epoch + 1, "loss_ec": total / len(x)})
     head.eval()
     with torch.no_grad():
-        scores = head(torch.as_tensor(test_x, device=device)).softmax(1).cpu().numpy()
+        scores = head(model_cfg.is10_scale * torch.as_tensor(test_x, device=device)).softmax(1).cpu().numpy()
     return scores, history

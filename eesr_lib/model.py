@@ -46,12 +46,17 @@ class ModelConfig:
     attention_heads: int = 1  # Table 3: "num_heads 1 (Best Performance)"
     pooling: str = "mean"  # how the 16 attended frames become one vector (the paper is silent)
     classifier_dropout: float = 0.5
+    # Multiplier on the standardized IS10 vector before fusion (the paper does not say how IS10
+    # is scaled). Under Adam a smaller scale slows the IS10 weights relative to the deep ones.
+    is10_scale: float = 1.0
 
     def __post_init__(self):
         if self.norm not in NORMS:
             raise EESRError(f"norm must be one of {NORMS}, got '{self.norm}'")
         if self.pooling not in POOLINGS:
             raise EESRError(f"pooling must be one of {POOLINGS}, got '{self.pooling}'")
+        if self.is10_scale <= 0:
+            raise EESRError(f"is10_scale must be positive, got {self.is10_scale}")
         if self.n_classes < 2:
             raise EESRError(f"n_classes must be at least 2, got {self.n_classes}")
 
@@ -236,6 +241,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.pooling = cfg.pooling
         self.use_is10 = cfg.use_is10
+        self.is10_scale = cfg.is10_scale
         self.attention = nn.MultiheadAttention(512, cfg.attention_heads, batch_first=True)
         fc1_in = cfg.deep_dim + (cfg.is10_dim if cfg.use_is10 else 0)  # paper: 2478; ours: see deep_dim
         self.head = classifier_head(fc1_in, cfg)
@@ -253,7 +259,7 @@ class Classifier(nn.Module):
         seq = z.transpose(1, 2)  # (B, 16, 512)
         attended, _ = self.attention(seq, seq, seq, need_weights=False)  # (B, 16, 512)
         deep = self.pool(attended)  # (B, 512) with mean pooling
-        feats = torch.cat([deep, is10], dim=1) if self.use_is10 else deep  # (B, 512 + 1582)
+        feats = torch.cat([deep, self.is10_scale * is10], dim=1) if self.use_is10 else deep  # (B, 512 + 1582)
         return self.head(feats), deep
 
 

@@ -97,6 +97,22 @@ def config_changes(config: dict) -> dict:
     return out
 
 
+PLATEAU_EPOCHS = (16, 20)
+
+
+def plateau_ua(history: list[dict], epochs: tuple[int, int] = PLATEAU_EPOCHS) -> float | None:
+    """Mean inner-validation UA over ``epochs`` (inclusive), or None without a validation curve.
+
+    Why: one epoch's UA on a ~90-utterance split moves by a point or two from epoch to epoch
+    (one utterance is ~1.2 points), so the search compares a five-epoch average. Epochs 16-20
+    sit on the plateau of every curve of the first round, and with a constant learning rate
+    a 20-epoch proxy follows the first 20 epochs of a 40-epoch run of the same seed (up to
+    floating-point rounding, which differs with the thread count).
+    """
+    vals = [h["val_ua"] for h in history if "val_ua" in h and epochs[0] <= h["epoch"] <= epochs[1]]
+    return float(np.mean(vals)) if len(vals) == epochs[1] - epochs[0] + 1 else None
+
+
 def experiment_log(results_dir: str | Path = "results", dataset: str | None = None) -> pd.DataFrame:
     """Every configuration tried: what changed, its inner-validation UA, and (once run) the
     outer test result of the same configuration. Negative results stay in."""
@@ -112,6 +128,8 @@ def experiment_log(results_dir: str | Path = "results", dataset: str | None = No
         protocol = r.protocol.removesuffix("+inner")
         recs = load_folds(results_dir, r.dataset, r.protocol, r.variant)
         test = outer.loc[(r.dataset, protocol, r.variant)] if (r.dataset, protocol, r.variant) in outer.index else None
+        plateau = [plateau_ua(rec.get("history", [])) for rec in recs]
+        split0 = next((rec for rec in recs if rec["fold"] == 0), None)
         rows.append(
             {
                 "dataset": r.dataset,
@@ -121,6 +139,10 @@ def experiment_log(results_dir: str | Path = "results", dataset: str | None = No
                 "inner_folds": r.folds,
                 "inner_UA": r.UA_mean,
                 "inner_UA_std": r.UA_std,
+                "inner_UA_ep16_20": float(np.mean(plateau)) if plateau and None not in plateau else None,
+                # split 0 (the inner split of outer fold 0) is the one every configuration was run on
+                "split0_UA": split0["metrics"]["ua"] if split0 else None,
+                "split0_UA_ep16_20": plateau_ua(split0.get("history", [])) if split0 else None,
                 "test_UA": None if test is None else test.UA_mean,
                 "test_WA": None if test is None else test.WA_mean,
                 "test_folds": None if test is None else test.folds,

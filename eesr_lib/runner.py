@@ -97,10 +97,20 @@ def _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg) -
     }
 
 
+# Options added after results were first written, with the value that reproduces what the code
+# did before they existed. A stored config that lacks one of them ran with that value.
+ADDED_LATER = {"model": {"is10_scale": 1.0}, "train": {"lr_schedule": "constant"}}
+
+
 def _same_config(a: dict, b: dict) -> bool:
     """Configs match if everything that changes the numbers matches (the eval batch size does not)."""
-    strip = lambda c: {**c, "train": {k: v for k, v in c["train"].items() if k != "eval_batch_size"}}  # noqa: E731
-    return json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=True)
+
+    def norm(c: dict) -> dict:
+        c = {**c, **{part: {**ADDED_LATER[part], **c[part]} for part in ADDED_LATER}}
+        c["train"] = {k: v for k, v in c["train"].items() if k != "eval_batch_size"}
+        return c
+
+    return json.dumps(norm(a), sort_keys=True) == json.dumps(norm(b), sort_keys=True)
 
 
 def _write_json_atomic(obj: dict, path: Path) -> None:

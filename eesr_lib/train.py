@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from .errors import EESRError
 from .model import EESR, ModelConfig
 
 PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # "constant" (Adam at lr throughout) or "cosine" (lr -> 0 over the epochs)
     lam: float = 1.0  # λ in eq. 4
     crops_per_epoch: int = 1
     classifier_grad_to_encoder: bool = True
@@ -59,6 +62,8 @@ class TrainConfig:
             raise EESRError("epochs and crops_per_epoch must be >= 1 and batch_size >= 2")
         if self.score_average not in ("prob", "logit"):
             raise EESRError(f"score_average must be 'prob' or 'logit', got '{self.score_average}'")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise EESRError(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
         if self.precision not in PRECISIONS:
             raise EESRError(f"precision must be one of {PRECISIONS}, got '{self.precision}'")
 
@@ -137,6 +142,14 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``: the paper's constant 1e-4, or a cosine decay from it
+    (half-cosine over the epochs, evaluated at the epoch's start)."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    return cfg.lr
+
+
 def train_fold(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -190,6 +203,8 @@ def train_fold(
     )
     for epoch in bar:
         model.train()
+        for group in opt.param_groups:  # a function of the epoch alone, so resuming needs no scheduler state
+            group["lr"] = epoch_lr(cfg, epoch)
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
         sums = np.zeros(3)
         seen = 0

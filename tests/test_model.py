@@ -140,6 +140,16 @@ def test_is10_switch():
     assert not torch.allclose(c, d)
 
 
+def test_is10_scale_multiplies_the_fused_is10_vector():
+    torch.manual_seed(0)
+    scaled = EESR(ModelConfig(is10_scale=0.5)).eval()
+    plain = EESR(ModelConfig()).eval()
+    plain.load_state_dict(scaled.state_dict())
+    x, v = torch.rand(2, 513, 128), torch.randn(2, 1582)
+    assert torch.allclose(scaled.classify(x, v)[0], plain.classify(x, 0.5 * v)[0], atol=1e-6)
+    assert not torch.allclose(scaled.classify(x, v)[0], plain.classify(x, v)[0])
+
+
 @pytest.mark.parametrize("pooling,width", [("mean", 512), ("max", 512), ("meanmax", 1024), ("flatten", 8192)])
 def test_pooling_sets_deep_width(pooling, width):
     cfg = ModelConfig(pooling=pooling)
@@ -156,3 +166,5 @@ def test_bad_config_is_rejected():
         ModelConfig(norm="layer")
     with pytest.raises(EESRError, match="pooling"):
         ModelConfig(pooling="attention")
+    with pytest.raises(EESRError, match="is10_scale"):
+        ModelConfig(is10_scale=0)

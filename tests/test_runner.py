@@ -9,7 +9,7 @@ import eesr_lib.train as train_mod
 from eesr_lib import runner
 from eesr_lib.cli import main
 from eesr_lib.errors import EESRError
-from eesr_lib.report import format_summary, summary
+from eesr_lib.report import format_summary, plateau_ua, summary
 
 FAST = {"batch_size": 14, "precision": "fp32"}
 
@@ -133,3 +133,21 @@ def test_selection_run_records_a_validation_curve(mini, tmp_path):
     (rec,) = _run(mini, tmp_path, folds_to_run=[0], epochs=1, selection=True)
     assert 0 <= rec["history"][0]["val_ua"] <= 100
     assert rec["history"][0]["val_ua"] == rec["metrics"]["ua"]  # the last epoch's curve point is the result
+
+
+def test_plateau_ua_needs_the_whole_window():
+    hist = [{"epoch": e, "val_ua": float(e)} for e in range(1, 21)]
+    assert plateau_ua(hist) == 18.0  # mean of epochs 16..20
+    assert plateau_ua(hist[:19]) is None  # a run that stopped at epoch 19 has no plateau score
+    assert plateau_ua([{"epoch": e} for e in range(1, 21)]) is None  # no validation curve
+
+
+def test_configs_written_before_an_option_existed_still_match():
+    from eesr_lib.runner import ADDED_LATER, _same_config
+
+    new = {"dataset": "x", "model": {"pooling": "mean", "is10_scale": 1.0}, "train": {"lam": 1.0, "lr_schedule": "constant"}}
+    old = {"dataset": "x", "model": {"pooling": "mean"}, "train": {"lam": 1.0, "eval_batch_size": 8}}
+    assert set(ADDED_LATER["model"]) <= set(new["model"])
+    assert _same_config(old, new)
+    assert not _same_config(old, {**new, "train": {**new["train"], "lr_schedule": "cosine"}})
+    assert not _same_config(old, {**new, "model": {**new["model"], "is10_scale": 0.1}})

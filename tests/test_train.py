@@ -7,7 +7,7 @@ import torch
 from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
 from eesr_lib.model import EESR, ModelConfig
-from eesr_lib.train import TrainConfig, joint_loss, predict_utterances, standardize_is10, train_fold, train_step
+from eesr_lib.train import TrainConfig, epoch_lr, joint_loss, predict_utterances, standardize_is10, train_fold, train_step
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def test_a_few_steps_reduce_the_joint_loss(feats):
 
 def _short(feats, **kw):
     specs, is10, y = feats
-    cfg = TrainConfig(epochs=kw.pop("epochs", 1), batch_size=8, precision="fp32")
+    cfg = TrainConfig(
+        epochs=kw.pop("epochs", 1), batch_size=8, precision="fp32", lr_schedule=kw.pop("lr_schedule", "constant")
+    )
     return train_fold(ModelConfig(), cfg, specs[:16], is10[:16], y[:16], seed=3, progress=False, **kw)
 
 
@@ -58,12 +60,31 @@ def test_same_seed_same_result(feats):
     assert np.allclose(s1.sum(1), 1, atol=1e-5) and d1.shape == (4, 512)
 
 
-def test_interrupted_training_resumes_exactly(feats, tmp_path):
-    straight, h_straight = _short(feats, epochs=2)
+def test_cosine_schedule_decays_from_the_paper_lr():
+    const, cos = TrainConfig(epochs=10), TrainConfig(epochs=10, lr_schedule="cosine")
+    assert [epoch_lr(const, e) for e in range(10)] == [1e-4] * 10
+    lrs = [epoch_lr(cos, e) for e in range(10)]
+    assert lrs[0] == 1e-4 and all(a > b > 0 for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(Exception, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
+    straight, h_straight = _short(feats, epochs=2, lr_schedule=schedule)
     ckpt = tmp_path / "fold.ckpt.pt"
-    _, h_first = _short(feats, epochs=1, checkpoint=ckpt)  # "interrupted" after epoch 1
-    assert ckpt.exists() and len(h_first) == 1
-    resumed, h_resumed = _short(feats, epochs=2, checkpoint=ckpt)
+    # "interrupted" after epoch 1: the same 2-epoch config, stopped by raising from the epoch hook
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, model):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        _short(feats, epochs=2, lr_schedule=schedule, checkpoint=ckpt, on_epoch=stop)
+    assert ckpt.exists()
+    resumed, h_resumed = _short(feats, epochs=2, lr_schedule=schedule, checkpoint=ckpt)
     assert h_resumed == h_straight
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
