@@ -24,8 +24,8 @@ test-all: venv
 	$(PY) -m pytest -q -m "" tests
 
 lint: venv
-	.venv/bin/ruff check eesr_lib tests benchmarks
-	.venv/bin/ruff format --check eesr_lib tests benchmarks
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check eesr_lib tests benchmarks scripts
 
 # The book: every notebook in notebooks/ through papermill, then jupyter-book build (scripts/build_book.py).
 #   make book                         EMODB, profile paper -> book/chapters/emodb/, _build/html

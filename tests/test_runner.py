@@ -145,7 +145,11 @@ def test_plateau_ua_needs_the_whole_window():
 def test_configs_written_before_an_option_existed_still_match():
     from eesr_lib.runner import ADDED_LATER, _same_config
 
-    new = {"dataset": "x", "model": {"pooling": "mean", "is10_scale": 1.0}, "train": {"lam": 1.0, "lr_schedule": "constant"}}
+    new = {
+        "dataset": "x",
+        "model": {"pooling": "mean", "is10_scale": 1.0},
+        "train": {"lam": 1.0, "lr_schedule": "constant"},
+    }
     old = {"dataset": "x", "model": {"pooling": "mean"}, "train": {"lam": 1.0, "eval_batch_size": 8}}
     assert set(ADDED_LATER["model"]) <= set(new["model"])
     assert _same_config(old, new)

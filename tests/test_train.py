@@ -7,7 +7,15 @@ import torch
 from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
 from eesr_lib.model import EESR, ModelConfig
-from eesr_lib.train import TrainConfig, epoch_lr, joint_loss, predict_utterances, standardize_is10, train_fold, train_step
+from eesr_lib.train import (
+    TrainConfig,
+    epoch_lr,
+    joint_loss,
+    predict_utterances,
+    standardize_is10,
+    train_fold,
+    train_step,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +81,7 @@ def test_cosine_schedule_decays_from_the_paper_lr():
 def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
     straight, h_straight = _short(feats, epochs=2, lr_schedule=schedule)
     ckpt = tmp_path / "fold.ckpt.pt"
+
     # "interrupted" after epoch 1: the same 2-epoch config, stopped by raising from the epoch hook
     class Stop(Exception):
         pass
