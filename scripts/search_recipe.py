@@ -50,6 +50,21 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "e20-deep-lam10": ("ae-os+ee+in", {"epochs": 20, "lam": 10.0}),
     "e20-deep-crops4": ("ae-os+ee+in", {"epochs": 20, "crops_per_epoch": 4}),
     "e20-bs8-is10x0.1": ("ae+ee+in", {"epochs": 20, "batch_size": 8, "is10_scale": 0.1}),
+    # Round 4: the deep-only runs sat at the class prior for exactly ten epochs whatever the
+    # batch size or λ, i.e. not for want of steps: the mean over time of attended, instance-
+    # normalized frames hardly varies between utterances at first. Pooling that keeps more of
+    # the 16 frames gives the classifier something to use from the first epoch.
+    "e20-deep-max": ("ae-os+ee+in", {"epochs": 20, "pooling": "max"}),
+    "e20-deep-flatten": ("ae-os+ee+in", {"epochs": 20, "pooling": "flatten"}),
+    "e20-max": ("ae+ee+in", {"epochs": 20, "pooling": "max"}),
+    "e20-flatten": ("ae+ee+in", {"epochs": 20, "pooling": "flatten"}),
+    # Round 5: a linear probe on a freshly initialised encoder (no training) separates EMODB's
+    # emotions far better from its time-averaged output without instance norm than with it:
+    # IN removes each channel's mean and scale over the crop, i.e. loudness and spectral
+    # balance, which carry much of the emotion. Same runs with batch norm in IN's places
+    # (variant ae+ee is the Table 4 row "AE+EE" under the same recipe).
+    "e20-deep-bn": ("ae-os+ee+in", {"epochs": 20, "norm": "batch"}),
+    "e20-bn": ("ae+ee", {"epochs": 20}),
     "mlp": ("is10+mlp", {}),
     # The IS10 head alone trains in seconds, so the head's own choices are scanned on all five
     # inner splits with it; whatever helps the head is then tried in the full model.
