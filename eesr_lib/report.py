@@ -27,6 +27,20 @@ def load_folds(
     return out
 
 
+def paired_gap(a: list[dict], b: list[dict], metric: str = "ua") -> tuple[float, int] | None:
+    """Mean over the folds both runs have of (a - b) in ``metric``, and how many folds that is.
+
+    Why: while a run is unfinished its mean covers fewer folds than the baseline's, and EMODB's
+    folds differ by more than the effect being measured, so gaps are taken fold by fold.
+    """
+    fa = {r["fold"]: r["metrics"][metric] for r in a}
+    fb = {r["fold"]: r["metrics"][metric] for r in b}
+    common = sorted(fa.keys() & fb.keys())
+    if not common:
+        return None
+    return float(np.mean([fa[k] - fb[k] for k in common])), len(common)
+
+
 def pooled_metrics(records: list[dict]) -> dict:
     """Metrics over all folds' test predictions together (each utterance tested once)."""
     labels = records[0]["labels"]

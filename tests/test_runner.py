@@ -155,3 +155,13 @@ def test_configs_written_before_an_option_existed_still_match():
     assert _same_config(old, new)
     assert not _same_config(old, {**new, "train": {**new["train"], "lr_schedule": "cosine"}})
     assert not _same_config(old, {**new, "model": {**new["model"], "is10_scale": 0.1}})
+
+
+def test_paired_gap_uses_common_folds_only():
+    from eesr_lib.report import paired_gap
+
+    rec = lambda k, ua: {"fold": k, "metrics": {"ua": ua}}  # noqa: E731
+    a = [rec(0, 80.0), rec(1, 90.0)]
+    b = [rec(0, 85.0), rec(1, 88.0), rec(2, 10.0)]  # fold 2 is missing from a: ignored
+    assert paired_gap(a, b) == (-1.5, 2)
+    assert paired_gap(a, [rec(3, 50.0)]) is None
