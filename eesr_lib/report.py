@@ -141,7 +141,11 @@ def experiment_log(results_dir: str | Path = "results", dataset: str | None = No
     for _, r in inner.iterrows():
         protocol = r.protocol.removesuffix("+inner")
         recs = load_folds(results_dir, r.dataset, r.protocol, r.variant)
-        test = outer.loc[(r.dataset, protocol, r.variant)] if (r.dataset, protocol, r.variant) in outer.index else None
+        changes = config_changes(recs[0]["config"])
+        # the outer run of the same configuration: same variant, or the untagged default run when the
+        # tried configuration is the runner's default for its variant
+        key = (r.dataset, protocol, r.variant if changes else r.variant.split("@")[0])
+        test = outer.loc[key] if key in outer.index else None
         plateau = [plateau_ua(rec.get("history", [])) for rec in recs]
         split0 = next((rec for rec in recs if rec["fold"] == 0), None)
         rows.append(
@@ -149,7 +153,7 @@ def experiment_log(results_dir: str | Path = "results", dataset: str | None = No
                 "dataset": r.dataset,
                 "protocol": protocol,
                 "variant": r.variant,
-                "changes": ", ".join(f"{k}={v}" for k, v in config_changes(recs[0]["config"]).items()) or "defaults",
+                "changes": ", ".join(f"{k}={v}" for k, v in changes.items()) or "defaults",
                 "inner_folds": r.folds,
                 "inner_UA": r.UA_mean,
                 "inner_UA_std": r.UA_std,
