@@ -33,8 +33,13 @@ def main() -> None:
     rows = encoder_probe(specs, corpus.y, args.seed)
     out = Path(args.results) / corpus.name / "probes" / "encoder_at_init.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"rows": rows, "seed": args.seed, "n_utterances": len(specs), "labels": list(corpus.labels),
-              "provenance": {**provenance("cpu"), "wall_time_s": round(time.time() - t0, 2)}}
+    record = {
+        "rows": rows,
+        "seed": args.seed,
+        "n_utterances": len(specs),
+        "labels": list(corpus.labels),
+        "provenance": {**provenance("cpu"), "wall_time_s": round(time.time() - t0, 2)},
+    }
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, out)
