@@ -23,7 +23,7 @@ from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
 from .model import ModelConfig, classifier_head
-from .train import TrainConfig, epoch_lr
+from .train import TrainConfig, set_epoch_lr
 
 SVM_CS = (1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_C = 1e-2  # used only when a class has too few training utterances to tune
@@ -72,8 +72,7 @@ def mlp_scores(
     history = []
     for epoch in tqdm(range(cfg.epochs), desc="epochs", unit="ep", disable=not progress):
         head.train()
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr(cfg, epoch)
+        set_epoch_lr(opt, cfg, epoch)
         order = torch.randperm(len(x), generator=gen).to(device)
         total = 0.0
         for b in range(0, len(order), cfg.batch_size):

@@ -113,7 +113,8 @@ def _same_config(a: dict, b: dict) -> bool:
     return json.dumps(norm(a), sort_keys=True) == json.dumps(norm(b), sort_keys=True)
 
 
-def _write_json_atomic(obj: dict, path: Path) -> None:
+def write_json_atomic(obj: dict, path: Path) -> None:
+    """Write ``obj`` as JSON so that a reader never sees a half-written file."""
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
@@ -218,7 +219,7 @@ def run(
             config=config,
             provenance={**provenance(dev), "wall_time_s": round(time.time() - t0, 2)},
         )
-        _write_json_atomic(record, json_path)
+        write_json_atomic(record, json_path)
         ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
         if ckpt.exists():
             ckpt.unlink()

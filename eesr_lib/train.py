@@ -150,6 +150,13 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr
 
 
+def set_epoch_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """Set every parameter group to :func:`epoch_lr`: a function of the epoch alone, so resuming
+    from a checkpoint needs no scheduler state."""
+    for group in opt.param_groups:
+        group["lr"] = epoch_lr(cfg, epoch)
+
+
 def train_fold(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -203,8 +210,7 @@ def train_fold(
     )
     for epoch in bar:
         model.train()
-        for group in opt.param_groups:  # a function of the epoch alone, so resuming needs no scheduler state
-            group["lr"] = epoch_lr(cfg, epoch)
+        set_epoch_lr(opt, cfg, epoch)
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
         sums = np.zeros(3)
         seen = 0

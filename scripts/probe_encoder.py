@@ -9,8 +9,6 @@ book chapter 7 plots it. A minute or two on 2 CPU cores for EMODB.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from eesr_lib.corpora import load_corpus
 from eesr_lib.features import corpus_features
 from eesr_lib.probes import encoder_probe
 from eesr_lib.provenance import provenance
+from eesr_lib.runner import write_json_atomic
 
 
 def main() -> None:
@@ -40,9 +39,7 @@ def main() -> None:
         "labels": list(corpus.labels),
         "provenance": {**provenance("cpu"), "wall_time_s": round(time.time() - t0, 2)},
     }
-    tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out)
+    write_json_atomic(record, out)
     for r in rows:
         print(f"{r['features']:40s} norm={r['norm'] or '-':9s} probe UA {r['ua']:5.1f} ± {r['ua_std']:.1f}")
 
