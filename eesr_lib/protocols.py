@@ -4,8 +4,9 @@ Folds are always split by utterance (every crop of an utterance follows it), and
 split depends only on the corpus table and the seed, so every variant sees the same
 folds. The paper used stratified 5- and 10-fold CV on EMODB and 10-fold
 leave-one-speaker-out ("10-fold LOSO") on IEMOCAP; we add LOSO on EMODB (10 speakers),
-leave-one-session-out for IEMOCAP, and an inner validation split for model selection
-that never touches the outer test fold.
+leave-one-session-out for IEMOCAP, a speaker-grouped 4-fold for corpora with many
+speakers (RAVDESS: 24 actors, where 24 LOSO folds of training cost too much on a CPU), and
+an inner validation split for model selection that never touches the outer test fold.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, Stra
 from .corpora import Corpus
 from .errors import EESRError
 
-PROTOCOLS = ("kfold5", "kfold10", "loso-speaker", "loso-session")
-SPEAKER_INDEPENDENT = ("loso-speaker", "loso-session")
+PROTOCOLS = ("kfold5", "kfold10", "loso-speaker", "loso-session", "speaker-kfold4")
+SPEAKER_INDEPENDENT = ("loso-speaker", "loso-session", "speaker-kfold4")
 
 
 def folds(corpus: Corpus, protocol: str, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -35,6 +36,10 @@ def folds(corpus: Corpus, protocol: str, seed: int = 0) -> list[tuple[np.ndarray
         if "session" not in corpus.table.columns:
             raise EESRError(f"Corpus '{corpus.name}' has no sessions: loso-session needs a 'session' column")
         return _leave_one_group_out(idx, y, corpus.table["session"].to_numpy())
+    if protocol == "speaker-kfold4":
+        fold_of = speaker_folds(corpus.table["speaker"].to_numpy(), 4)
+        test_fold = np.array([fold_of[s] for s in corpus.table["speaker"]])
+        return [(idx[test_fold != k], idx[test_fold == k]) for k in range(4)]
     raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
 
 
@@ -43,12 +48,32 @@ def _leave_one_group_out(idx, y, groups) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(LeaveOneGroupOut().split(idx, y, groups))
 
 
+def speaker_folds(speakers, k: int) -> dict:
+    """Deal the sorted speakers to ``k`` folds in snake order (0, 1, .., k-1, k-1, .., 0, 0, ..).
+
+    Why snake order: it is deterministic, needs no labels, and where speaker numbers
+    alternate in gender, as RAVDESS's actors do (odd male, even female), every fold gets
+    as many of each: with k = 4, actors 01, 08, 09, 16, 17, 24 form fold 0.
+    """
+    ordered = sorted(set(speakers))
+    if len(ordered) < k:
+        raise EESRError(f"A speaker-grouped {k}-fold needs at least {k} speakers; the corpus has {len(ordered)}")
+    fold_of = {}
+    for i, s in enumerate(ordered):
+        r, pos = divmod(i, k)
+        fold_of[s] = pos if r % 2 == 0 else k - 1 - pos
+    return fold_of
+
+
 def fold_names(corpus: Corpus, protocol: str, seed: int = 0) -> list[str]:
     """Human-readable fold names: the held-out speaker/session for LOSO, else ``fold k``."""
     if protocol == "loso-speaker":
         return [f"speaker {s}" for s in sorted(corpus.table["speaker"].unique())]
     if protocol == "loso-session":
         return [f"session {s}" for s in sorted(corpus.table["session"].unique())]
+    if protocol == "speaker-kfold4":
+        fold_of = speaker_folds(corpus.table["speaker"].to_numpy(), 4)
+        return [f"speakers {', '.join(s for s in sorted(fold_of) if fold_of[s] == k)}" for k in range(4)]
     return [f"fold {k}" for k in range(len(folds(corpus, protocol, seed)))]
 
 

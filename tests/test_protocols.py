@@ -65,3 +65,30 @@ def test_inner_split_never_touches_the_test_fold(emodb, protocol):
     if protocol == "loso-speaker":  # validation speakers are held out too
         spk = emodb.table["speaker"].to_numpy()
         assert not set(spk[inner_tr]) & set(spk[val])
+
+
+def test_speaker_kfold4_holds_out_whole_speakers_balanced_by_gender():
+    # RAVDESS-like: 24 actors, odd numbers male, even female, 4 utterances each.
+    actors = [f"{a:02d}" for a in range(1, 25)]
+    table = pd.DataFrame(
+        {
+            "id": [f"{a}-{i}" for a in actors for i in range(4)],
+            "path": "x",
+            "label": ["a", "b"] * 48,
+            "speaker": [a for a in actors for _ in range(4)],
+        }
+    )
+    corpus = Corpus("toy", ("a", "b"), table)
+    f = folds(corpus, "speaker-kfold4")
+    assert len(f) == 4
+    _check_partition(corpus, f)
+    spk = table["speaker"].to_numpy()
+    for tr, te in f:
+        held = set(spk[te])
+        assert len(held) == 6 and not held & set(spk[tr])
+        assert sum(int(s) % 2 for s in held) == 3  # three male, three female actors
+    assert fold_names(corpus, "speaker-kfold4")[0] == "speakers 01, 08, 09, 16, 17, 24"
+    tr, va = inner_split(corpus, f[0][0], "speaker-kfold4")
+    assert not set(spk[va]) & set(spk[tr])  # validation speakers are held out too
+    with pytest.raises(EESRError, match="speakers"):
+        folds(Corpus("toy", ("a", "b"), table[table["speaker"] < "04"]), "speaker-kfold4")
