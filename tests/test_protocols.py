@@ -4,7 +4,7 @@ import pytest
 
 from eesr_lib.corpora import Corpus
 from eesr_lib.errors import EESRError
-from eesr_lib.protocols import fold_names, folds, inner_split
+from eesr_lib.protocols import book_protocols, fold_names, folds, inner_split
 
 
 def _check_partition(corpus, fold_list):
@@ -88,7 +88,14 @@ def test_speaker_kfold4_holds_out_whole_speakers_balanced_by_gender():
         assert len(held) == 6 and not held & set(spk[tr])
         assert sum(int(s) % 2 for s in held) == 3  # three male, three female actors
     assert fold_names(corpus, "speaker-kfold4")[0] == "speakers 01, 08, 09, 16, 17, 24"
+    assert book_protocols(corpus) == ["loso-speaker", "speaker-kfold4"]  # 24 speakers
     tr, va = inner_split(corpus, f[0][0], "speaker-kfold4")
     assert not set(spk[va]) & set(spk[tr])  # validation speakers are held out too
     with pytest.raises(EESRError, match="speakers"):
         folds(Corpus("toy", ("a", "b"), table[table["speaker"] < "04"]), "speaker-kfold4")
+
+
+def test_book_protocols_follow_the_corpus(emodb):
+    assert book_protocols(emodb) == ["kfold5", "kfold10", "loso-speaker"]
+    with_sessions = Corpus(emodb.name, emodb.labels, emodb.table.assign(session=1))
+    assert book_protocols(with_sessions)[-1] == "loso-session"
