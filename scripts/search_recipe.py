@@ -76,6 +76,12 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "mlp-cosine": ("is10+mlp", {"lr_schedule": "cosine"}),
     "mlp-is10x0.1": ("is10+mlp", {"is10_scale": 0.1}),
     "svm": ("is10+svm", {}),
+    # Round 6: dropout. Table 1 and 3 give p = 0.5 everywhere; that is a rate, not a shape, and
+    # with ~430 training utterances it may be too strong or too weak. The head first (all five
+    # inner splits, seconds each), then the full model on split 0.
+    "mlp-drop0.2": ("is10+mlp", {"classifier_dropout": 0.2}),
+    "mlp-drop0": ("is10+mlp", {"classifier_dropout": 0.0}),
+    "e20-drop0.2": ("ae+ee+in", {"epochs": 20, "dropout": 0.2, "classifier_dropout": 0.2}),
 }
 
 
