@@ -6,7 +6,7 @@ scores and the stored prediction, metrics that do not follow from the prediction
 utterance tested twice. Each check below compares what a run *wrote* with what the corpus
 loader (labels from the corpus's own file-naming scheme) and the protocol give *now*, so
 each can fail. Leakage of test statistics into the IS10 normalization cannot be seen in a
-result file; ``tests/test_train.py`` checks :func:`eesr_lib.train.standardize_is10` for it.
+result file; ``tests/test_audit.py`` checks :func:`eesr_lib.train.standardize_is10` for it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .corpora import Corpus
-from .metrics import classification_metrics
 from .protocols import folds
+from .report import pooled_metrics
 
 CHECKS = (
     "labels from file names",
@@ -49,8 +49,7 @@ def audit_experiment(records: list[dict], corpus: Corpus, protocol: str) -> dict
         ok["prediction = argmax of scores"] &= all(
             "scores" in p and labels[int(np.argmax(p["scores"]))] == p["pred"] for p in preds
         )
-        index = {lab: i for i, lab in enumerate(labels)}
-        again = classification_metrics([index[p["true"]] for p in preds], [index[p["pred"]] for p in preds], labels)
+        again = pooled_metrics([rec])  # recomputed from this fold's stored predictions
         ok["metrics follow from predictions"] &= all(abs(again[m] - rec["metrics"][m]) < 1e-6 for m in ("wa", "ua"))
     ok["each utterance tested once"] = len(tested) == len(set(tested))
     return ok

@@ -37,8 +37,7 @@ def folds(corpus: Corpus, protocol: str, seed: int = 0) -> list[tuple[np.ndarray
             raise EESRError(f"Corpus '{corpus.name}' has no sessions: loso-session needs a 'session' column")
         return _leave_one_group_out(idx, y, corpus.table["session"].to_numpy())
     if protocol == "speaker-kfold4":
-        fold_of = speaker_folds(corpus.table["speaker"].to_numpy(), 4)
-        test_fold = np.array([fold_of[s] for s in corpus.table["speaker"]])
+        test_fold = corpus.table["speaker"].map(speaker_folds(corpus.table["speaker"], 4)).to_numpy()
         return [(idx[test_fold != k], idx[test_fold == k]) for k in range(4)]
     raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
 
@@ -86,8 +85,8 @@ def fold_names(corpus: Corpus, protocol: str, seed: int = 0) -> list[str]:
     if protocol == "loso-session":
         return [f"session {s}" for s in sorted(corpus.table["session"].unique())]
     if protocol == "speaker-kfold4":
-        fold_of = speaker_folds(corpus.table["speaker"].to_numpy(), 4)
-        return [f"speakers {', '.join(s for s in sorted(fold_of) if fold_of[s] == k)}" for k in range(4)]
+        spk = corpus.table["speaker"].to_numpy()
+        return [f"speakers {', '.join(sorted(set(spk[te])))}" for _, te in folds(corpus, protocol, seed)]
     return [f"fold {k}" for k in range(len(folds(corpus, protocol, seed)))]
 
 
