@@ -1,11 +1,14 @@
-"""``eesr`` command line (also ``python -m eesr_lib``): corpus, features, download, run, report."""
+"""``eesr`` command line (also ``python -m eesr_lib``): corpus, features, download, run, replicate, report."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from .errors import EESRError
 
@@ -94,6 +97,53 @@ def cmd_run(args) -> None:
     print(format_summary(df[(df.protocol == protocol) & (df.variant.str.startswith(args.variant))]))
 
 
+def cmd_replicate(args) -> None:
+    from .corpora import load_corpus
+    from .plan import format_status, runs_for, status
+    from .runner import run
+
+    corpus = load_corpus(args.dataset, args.data_root)
+    todo = [
+        (p, v)
+        for p, v in runs_for(corpus)
+        if (not args.protocol or p in args.protocol) and (not args.variant or v in args.variant)
+    ]
+    if args.run and args.workers > 1:
+        _spawn_workers(args)
+    elif args.run:
+        for protocol, variant in todo:
+            run(corpus.name, protocol, variant, corpus=corpus, results_dir=args.results, device=args.device)
+    df = status(corpus, args.results)
+    print(format_status(df[[(p, v) in todo for p, v in zip(df.protocol, df.variant)]]))
+
+
+def _spawn_workers(args) -> None:
+    """``--workers N``: N copies of this command without ``--workers``, sharing the cores.
+
+    They divide the folds between them through the runner's fold claims; each gets
+    ``cores // N`` threads (one busy thread per core is what a compute-bound step wants).
+    """
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    argv = [sys.executable, "-m", "eesr_lib", "replicate", "--run", "--dataset", args.dataset]
+    argv += ["--results", args.results, "--device", args.device]
+    argv += ["--data-root", args.data_root] if args.data_root else []
+    for flag, values in (("--protocol", args.protocol), ("--variant", args.variant)):
+        for value in values or []:
+            argv += [flag, value]
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    procs = []
+    for i in range(args.workers):
+        log_path = log_dir / f"replicate-{Path(args.dataset).stem}-{i}.log"
+        with open(log_path, "w") as log_file:
+            procs.append(subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT))
+        print(f"worker {i}: pid {procs[-1].pid}, {threads} thread(s), log {log_path}", flush=True)
+    failed = [i for i, proc in enumerate(procs) if proc.wait() != 0]
+    if failed:
+        raise EESRError(f"worker(s) {failed} failed: see their logs in {log_dir}")
+
+
 def cmd_report(args) -> None:
     from .report import format_summary, summary
 
@@ -154,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="model selection: score on a validation split of each training fold, never the test fold",
     )
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser(
+        "replicate",
+        help="the replication's list of runs: what is finished, what is left; --run computes what is left",
+    )
+    data_args(sp)
+    sp.add_argument("--run", action="store_true", help="compute every fold that is not finished yet")
+    sp.add_argument("--workers", type=int, default=1, help="with --run: processes sharing the folds (default 1)")
+    sp.add_argument("--protocol", action="append", choices=PROTOCOLS, help="only this protocol (repeatable)")
+    sp.add_argument("--variant", action="append", choices=list(VARIANTS), help="only this variant (repeatable)")
+    sp.add_argument("--results", default="results", help="results folder (default: results/)")
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--log-dir", default="logs", help="with --workers: where each worker's output goes")
+    sp.set_defaults(func=cmd_replicate)
 
     sp = sub.add_parser("report", help="print the table of every result present")
     sp.add_argument("--results", default="results")

@@ -29,6 +29,10 @@ def folds(corpus: Corpus, protocol: str, seed: int = 0) -> list[tuple[np.ndarray
     idx = np.arange(len(corpus))
     if protocol in ("kfold5", "kfold10"):
         k = 5 if protocol == "kfold5" else 10
+        counts = np.bincount(y, minlength=len(corpus.labels))
+        if counts.min() < k:
+            rare = corpus.labels[int(counts.argmin())]
+            raise EESRError(f"{protocol} needs {k} utterances of every class; '{rare}' has {counts.min()}")
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, y))
     if protocol == "loso-speaker":
         return _leave_one_group_out(idx, y, corpus.table["speaker"].to_numpy())

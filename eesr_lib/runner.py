@@ -5,17 +5,23 @@ Layout of what a run writes (``results_dir`` defaults to ``results/``)::
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.json   metrics, predictions, history, provenance
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.npz    deep features (float16), emotion embeddings
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.<cfg>.ckpt.pt  while a fold trains (git-ignored)
+    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.lock  while a fold trains (git-ignored)
 
 A fold's ``.json`` is written last and atomically: it exists only for a finished fold, and
-a rerun skips it. A fold interrupted mid-training resumes from its checkpoint at the next
-epoch. Nothing finished is recomputed unless ``force=True``; asking for a *different*
-configuration where a finished fold exists is an error, so results never mix configs.
+a rerun skips it. While a fold computes, its process holds an exclusive lock on
+``fold_<k>.lock``; another process running the same experiment skips that fold instead of
+computing it twice, so several runs (``eesr replicate --run`` in two terminals) share the
+work. A fold interrupted mid-training resumes from its checkpoint at the next epoch. Nothing
+finished is recomputed unless ``force=True``; asking for a *different* configuration where a
+finished fold exists is an error, so results never mix configs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, fields, replace
@@ -49,6 +55,7 @@ VARIANTS: dict[str, dict] = {
 # The paper says IN *replaced* BN, so the rows without IN use batch norm by default.
 NORM_WITHOUT_IN = "batch"
 RESULTS_DIR = Path("results")
+log = logging.getLogger(__name__)
 
 
 def configs(variant: str, n_classes: int, overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
@@ -191,40 +198,76 @@ def run(
                 )
             results.append(done)
             continue
-        if specs is None:  # features only when something is left to compute (cached on disk)
-            specs, is10 = corpus_features(corpus, progress=progress)
-        train_idx, test_idx = all_folds[k]
-        t0 = time.time()
-        record = _run_fold(
-            corpus,
-            specs,
-            is10,
-            train_idx,
-            test_idx,
-            protocol,
-            variant,
-            model_cfg,
-            train_cfg,
-            seed,
-            dev,
-            out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt",
-            out_dir / f"fold_{k}.npz",
-            progress,
-            validation_curve=selection,
-        )
-        record.update(
-            fold=k,
-            fold_name=names[k],
-            n_folds=len(all_folds),
-            config=config,
-            provenance={**provenance(dev), "wall_time_s": round(time.time() - t0, 2)},
-        )
-        write_json_atomic(record, json_path)
-        ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
-        if ckpt.exists():
-            ckpt.unlink()
-        results.append(record)
+        with fold_claim(out_dir / f"fold_{k}.lock") as claimed:
+            if not claimed:
+                log.info("%s fold %d is being computed by another process: skipped here", out_dir, k)
+                continue
+            if json_path.exists() and not force:  # another process finished it since we looked
+                results.append(json.loads(json_path.read_text()))
+                continue
+            if specs is None:  # features only when something is left to compute (cached on disk)
+                specs, is10 = corpus_features(corpus, progress=progress)
+            train_idx, test_idx = all_folds[k]
+            t0 = time.time()
+            ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
+            record = _run_fold(
+                corpus,
+                specs,
+                is10,
+                train_idx,
+                test_idx,
+                protocol,
+                variant,
+                model_cfg,
+                train_cfg,
+                seed,
+                dev,
+                ckpt,
+                out_dir / f"fold_{k}.npz",
+                progress,
+                validation_curve=selection,
+            )
+            record.update(
+                fold=k,
+                fold_name=names[k],
+                n_folds=len(all_folds),
+                config=config,
+                provenance={**provenance(dev), "wall_time_s": round(time.time() - t0, 2)},
+            )
+            write_json_atomic(record, json_path)
+            ckpt.unlink(missing_ok=True)
+            results.append(record)
     return results
+
+
+@contextlib.contextmanager
+def fold_claim(lock_path: Path):
+    """Yield True if this process now holds ``lock_path`` exclusively, False if another does.
+
+    Why ``flock`` and not a marker file: the kernel drops the lock when its process dies, so an
+    interrupted run leaves no stale claim behind. The file is removed once the fold is done.
+    Where ``fcntl`` does not exist (Windows) every claim succeeds: one process at a time there.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield True
+        return
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield True
+        finally:
+            if lock_path.with_suffix(".json").exists():
+                lock_path.unlink(missing_ok=True)
 
 
 def _run_fold(

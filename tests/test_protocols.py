@@ -99,3 +99,9 @@ def test_book_protocols_follow_the_corpus(emodb):
     assert book_protocols(emodb) == ["kfold5", "kfold10", "loso-speaker"]
     with_sessions = Corpus(emodb.name, emodb.labels, emodb.table.assign(session=1))
     assert book_protocols(with_sessions)[-1] == "loso-session"
+
+
+def test_a_corpus_too_small_for_a_stratified_kfold_gets_a_clear_error(mini):
+    assert len(folds(mini, "kfold5")) == 5  # 5 utterances a class
+    with pytest.raises(EESRError, match="kfold10 needs 10 utterances of every class; 'anger' has 5"):
+        folds(mini, "kfold10")

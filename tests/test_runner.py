@@ -165,3 +165,44 @@ def test_paired_gap_uses_common_folds_only():
     b = [rec(0, 85.0), rec(1, 88.0), rec(2, 10.0)]  # fold 2 is missing from a: ignored
     assert paired_gap(a, b) == (-1.5, 2)
     assert paired_gap(a, [rec(3, 50.0)]) is None
+
+
+def test_a_fold_claimed_by_another_process_is_skipped_then_computed_once_free(mini, tmp_path):
+    out = tmp_path / "emodb_mini" / "kfold5" / "is10+svm"
+    out.mkdir(parents=True)
+    with runner.fold_claim(out / "fold_2.lock") as mine:
+        assert mine
+        with runner.fold_claim(out / "fold_2.lock") as theirs:  # a second open file = another claimant
+            assert not theirs
+        res = _run(mini, tmp_path, "is10+svm")
+        assert sorted(r["fold"] for r in res) == [0, 1, 3, 4]
+        assert not (out / "fold_2.json").exists()
+    res = _run(mini, tmp_path, "is10+svm")
+    assert sorted(r["fold"] for r in res) == [0, 1, 2, 3, 4]
+    assert not list(out.glob("*.lock"))  # a finished fold leaves no lock behind
+
+
+def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys):
+    from eesr_lib import plan
+
+    runs = plan.runs_for(mini)
+    assert ("kfold5", "ae+ee+in") in runs and ("kfold5", "is10+svm") in runs
+    assert ("loso-speaker", "ae+ee+in") in runs and "kfold10" not in {p for p, _ in runs}  # 5 a class: no 10-fold
+    assert plan.runs_for(type("C", (), {"name": "emodb"})())[0] == ("kfold5", "ae+ee+in")
+    assert {v for _, v in plan.REPLICATION["emodb"]} == set(runner.VARIANTS)  # every row of Table 4
+
+    df = plan.status(mini, tmp_path)
+    assert (df.done == 0).all() and df.hours_left_est.isna().all()  # nothing to estimate from yet
+    _run(mini, tmp_path, folds_to_run=[0], epochs=1)
+    row = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("kfold5", "ae+ee+in")]
+    assert row.done == 1 and row.left == "1,2,3,4" and row.hours_left_est > 0
+    loso = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("loso-speaker", "ae+ee+in")]
+    assert loso.done == 0 and loso.hours_left_est > 0  # estimated from the other run's pace
+
+    args = ["replicate", "--dataset", str(mini_manifest), "--results", str(tmp_path), "--variant", "is10+svm"]
+    assert main([*args, "--protocol", "kfold5", "--run", "--workers", "2", "--log-dir", str(tmp_path / "logs")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("thread(s)") == 2 and "1 of 1 runs finished." in out
+    assert len(list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("fold_*.json"))) == 5
+    assert main(args) == 0
+    assert "loso-speaker" in capsys.readouterr().out and not list(tmp_path.rglob("*.lock"))
