@@ -20,7 +20,7 @@ from .corpora import Corpus
 from .errors import EESRError
 from .protocols import book_protocols, folds
 from .report import load_folds
-from .runner import VARIANTS
+from .runner import RESULTS_DIR, VARIANTS, fold_busy, fold_dir
 
 PROPOSED = "ae+ee+in"
 BASELINES = ("is10+svm", "is10+mlp")
@@ -58,8 +58,9 @@ def _splittable(corpus: Corpus, protocol: str) -> bool:
     return True
 
 
-def status(corpus: Corpus, results_dir: str | Path = "results", seed: int = 0) -> pd.DataFrame:
-    """One row per run of :func:`runs_for`: folds finished, wall time spent, an estimate of what is left.
+def status(corpus: Corpus, results_dir: str | Path = RESULTS_DIR, seed: int = 0) -> pd.DataFrame:
+    """One row per run of :func:`runs_for`: folds finished, left and being computed now (a process
+    holds their claim), wall time spent, an estimate of what is left.
 
     The estimate uses this run's own finished folds, or, before any has finished, the pace of
     the corpus's other network runs (seconds per training utterance and epoch) times this
@@ -81,6 +82,8 @@ def status(corpus: Corpus, results_dir: str | Path = "results", seed: int = 0) -
         split = folds(corpus, protocol, seed)
         mine = {r["fold"]: r for r in done if r["config"]["protocol"] == protocol and r["config"]["variant"] == variant}
         left = [k for k in range(len(split)) if k not in mine]
+        out_dir = fold_dir(results_dir, corpus.name, protocol, variant)
+        running = [k for k in left if fold_busy(out_dir / f"fold_{k}.lock")]
         spent = sum(r["provenance"]["wall_time_s"] for r in mine.values())
         if not left:
             eta = 0.0
@@ -98,6 +101,7 @@ def status(corpus: Corpus, results_dir: str | Path = "results", seed: int = 0) -
                 "done": len(mine),
                 "folds": len(split),
                 "left": ",".join(map(str, left)) or "-",
+                "running": ",".join(map(str, running)) or "-",
                 "hours_spent": spent / 3600,
                 "hours_left_est": eta / 3600,
             }

@@ -240,6 +240,20 @@ def run(
     return results
 
 
+def fold_busy(lock_path: Path) -> bool:
+    """True while some process holds the claim :func:`fold_claim` takes on ``lock_path``."""
+    try:
+        import fcntl
+
+        with open(lock_path) as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except (ImportError, FileNotFoundError):
+        return False
+    except BlockingIOError:
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def fold_claim(lock_path: Path):
     """Yield True if this process now holds ``lock_path`` exclusively, False if another does.

@@ -174,6 +174,7 @@ def test_a_fold_claimed_by_another_process_is_skipped_then_computed_once_free(mi
         assert mine
         with runner.fold_claim(out / "fold_2.lock") as theirs:  # a second open file = another claimant
             assert not theirs
+        assert runner.fold_busy(out / "fold_2.lock") and not runner.fold_busy(out / "fold_3.lock")
         res = _run(mini, tmp_path, "is10+svm")
         assert sorted(r["fold"] for r in res) == [0, 1, 3, 4]
         assert not (out / "fold_2.json").exists()
@@ -194,8 +195,9 @@ def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys
     df = plan.status(mini, tmp_path)
     assert (df.done == 0).all() and df.hours_left_est.isna().all()  # nothing to estimate from yet
     _run(mini, tmp_path, folds_to_run=[0], epochs=1)
-    row = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("kfold5", "ae+ee+in")]
-    assert row.done == 1 and row.left == "1,2,3,4" and row.hours_left_est > 0
+    with runner.fold_claim(tmp_path / "emodb_mini" / "kfold5" / "ae+ee+in" / "fold_3.lock"):
+        row = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("kfold5", "ae+ee+in")]
+    assert row.done == 1 and row.left == "1,2,3,4" and row.running == "3" and row.hours_left_est > 0
     loso = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("loso-speaker", "ae+ee+in")]
     assert loso.done == 0 and loso.hours_left_est > 0  # estimated from the other run's pace
 
@@ -205,4 +207,5 @@ def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys
     assert out.count("thread(s)") == 2 and "1 of 1 runs finished." in out
     assert len(list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("fold_*.json"))) == 5
     assert main(args) == 0
-    assert "loso-speaker" in capsys.readouterr().out and not list(tmp_path.rglob("*.lock"))
+    assert "loso-speaker" in capsys.readouterr().out
+    assert not list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("*.lock"))
