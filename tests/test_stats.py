@@ -1,0 +1,84 @@
+"""Paired comparison of two runs: the gap, its speaker-resampled interval, McNemar's test."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eesr_lib.stats import bootstrap_ua_gap, compare_runs, mcnemar_exact, paired_outcomes
+
+LABELS = ["a", "b"]
+
+
+def _records(preds_by_fold: dict[int, list[tuple[str, str, str]]]) -> list[dict]:
+    return [
+        {"fold": k, "labels": LABELS, "predictions": [{"id": i, "true": t, "pred": p} for i, t, p in rows]}
+        for k, rows in preds_by_fold.items()
+    ]
+
+
+def test_paired_outcomes_uses_common_folds_and_aligns_by_id():
+    a = _records({0: [("u1", "a", "a"), ("u2", "b", "a")], 1: [("u3", "a", "b")]})
+    b = _records({0: [("u2", "b", "b"), ("u1", "a", "b")]})  # other order, fold 1 not finished
+    p = paired_outcomes(a, b)
+    assert list(p.index) == ["u1", "u2"]
+    assert list(p.pred_a) == ["a", "a"] and list(p.pred_b) == ["b", "b"]
+    with pytest.raises(ValueError, match="same utterances"):
+        paired_outcomes(a, _records({0: [("u1", "a", "a"), ("u9", "b", "b")]}))
+
+
+def test_identical_runs_have_no_gap_and_p_one():
+    rows = [(f"u{i}", LABELS[i % 2], LABELS[(i // 3) % 2]) for i in range(60)]
+    p = paired_outcomes(_records({0: rows}), _records({0: rows}))
+    assert bootstrap_ua_gap(p, LABELS, n_boot=200) == {"gap": 0.0, "lo": 0.0, "hi": 0.0, "p_above_0": 0.0}
+    assert mcnemar_exact(p) == {"only_a": 0, "only_b": 0, "p": 1.0}
+
+
+def _synthetic(n_speakers=20, per=30, seed=0):
+    """Run a is better on half the speakers, worse on the other half: no overall effect, but
+    strong speaker-level correlation, which utterance resampling ignores."""
+    rng = np.random.default_rng(seed)
+    rows_a, rows_b, speakers = [], [], {}
+    for s in range(n_speakers):
+        good_a = s % 2 == 0
+        for j in range(per):
+            uid, true = f"s{s}_{j}", LABELS[j % 2]
+            wrong = LABELS[1 - j % 2]
+            rows_a.append((uid, true, true if (good_a or rng.random() < 0.5) else wrong))
+            rows_b.append((uid, true, true if (not good_a or rng.random() < 0.5) else wrong))
+            speakers[uid] = s
+    return paired_outcomes(_records({0: rows_a}), _records({0: rows_b})), pd.Series(speakers)
+
+
+def test_speaker_bootstrap_is_wider_than_utterance_bootstrap_when_speakers_differ():
+    p, spk = _synthetic()
+    by_utt = bootstrap_ua_gap(p, LABELS, None, n_boot=1000)
+    by_spk = bootstrap_ua_gap(p, LABELS, spk.loc[p.index].to_numpy(), n_boot=1000)
+    assert by_utt["gap"] == by_spk["gap"]
+    assert by_utt["lo"] <= by_utt["gap"] <= by_utt["hi"]
+    assert (by_spk["hi"] - by_spk["lo"]) > 1.5 * (by_utt["hi"] - by_utt["lo"])
+
+
+def test_a_clearly_better_run_is_detected():
+    rows_b = [(f"u{i}", LABELS[i % 2], LABELS[(i // 2) % 2]) for i in range(400)]  # about half right
+    rows_a = [(u, t, t) for u, t, _ in rows_b]  # always right
+    p = paired_outcomes(_records({0: rows_a}), _records({0: rows_b}))
+    m = mcnemar_exact(p)
+    assert m["only_b"] == 0 and m["only_a"] == 200 and m["p"] < 1e-10
+    gap = bootstrap_ua_gap(p, LABELS, n_boot=500)
+    assert gap["gap"] == pytest.approx(50.0) and gap["lo"] > 40 and gap["p_above_0"] == 1.0
+
+
+def test_compare_runs_on_real_records(emodb):
+    from eesr_lib.report import load_folds
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    a = load_folds(results, "emodb", "kfold5", "ae+ee+in")
+    b = load_folds(results, "emodb", "kfold5", "is10+svm")
+    if not a or not b:
+        pytest.skip("committed EMODB results not present")
+    r = compare_runs(a, b, emodb.table.set_index("id")["speaker"], n_boot=300)
+    assert r["n"] == len(emodb)
+    assert r["lo"] <= r["gap"] <= r["hi"] and 0 <= r["p"] <= 1
+    assert r["only_a"] + r["only_b"] <= len(emodb) * (100 - r["agree_pct"]) / 100 + 1e-9
