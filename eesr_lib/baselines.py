@@ -29,7 +29,9 @@ SVM_CS = (1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_C = 1e-2  # used only when a class has too few training utterances to tune
 
 
-def svm_scores(train_x, train_y, test_x, groups=None, seed: int = 0) -> tuple[np.ndarray, dict]:
+def svm_scores(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, groups: np.ndarray | None = None, seed: int = 0
+) -> tuple[np.ndarray, dict]:
     """Decision scores ``(N_test, K)`` of a linear SVM tuned inside the training fold."""
     n_splits = min(5, int(np.bincount(train_y).min()))
     if groups is not None and len(np.unique(groups)) >= 3:
@@ -52,9 +54,9 @@ def svm_scores(train_x, train_y, test_x, groups=None, seed: int = 0) -> tuple[np
 
 
 def mlp_scores(
-    train_x,
-    train_y,
-    test_x,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     seed: int = 0,

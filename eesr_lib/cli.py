@@ -36,7 +36,7 @@ def _folds(text: str | None) -> list[int] | None:
         raise EESRError(f"--folds expects a comma-separated list of fold numbers, got '{text}'") from exc
 
 
-def cmd_corpus(args) -> None:
+def cmd_corpus(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
 
     corpus = load_corpus(args.dataset, args.data_root)
@@ -47,7 +47,7 @@ def cmd_corpus(args) -> None:
     print(corpus.summary().to_string())
 
 
-def cmd_features(args) -> None:
+def cmd_features(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
     from .features import cache_dir, corpus_features
 
@@ -59,7 +59,7 @@ def cmd_features(args) -> None:
     print(f"cache: {cache_dir()}")
 
 
-def cmd_download(args) -> None:
+def cmd_download(args: argparse.Namespace) -> None:
     from .corpora import resolve_data_root
     from .download import EMODB_URL, download_emodb
 
@@ -70,7 +70,7 @@ def cmd_download(args) -> None:
     print(f"EMODB is in {path}")
 
 
-def cmd_run(args) -> None:
+def cmd_run(args: argparse.Namespace) -> None:
     from .report import format_summary, summary
     from .runner import run
 
@@ -97,7 +97,7 @@ def cmd_run(args) -> None:
     print(format_summary(df[(df.protocol == protocol) & (df.variant.str.startswith(args.variant))]))
 
 
-def cmd_replicate(args) -> None:
+def cmd_replicate(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
     from .plan import format_status, runs_for, status
     from .runner import run
@@ -117,7 +117,7 @@ def cmd_replicate(args) -> None:
     print(format_status(df[[(p, v) in todo for p, v in zip(df.protocol, df.variant)]]))
 
 
-def _spawn_workers(args) -> None:
+def _spawn_workers(args: argparse.Namespace) -> None:
     """``--workers N``: N copies of this command without ``--workers``, sharing the cores.
 
     They divide the folds between them through the runner's fold claims; each gets
@@ -144,7 +144,7 @@ def _spawn_workers(args) -> None:
         raise EESRError(f"worker(s) {failed} failed: see their logs in {log_dir}")
 
 
-def cmd_report(args) -> None:
+def cmd_report(args: argparse.Namespace) -> None:
     from .report import format_summary, summary
 
     df = summary(args.results)

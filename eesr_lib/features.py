@@ -30,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE, read_audio
-from .corpora import PROJECT_ROOT
+from .corpora import PROJECT_ROOT, Corpus
 from .errors import EESRError
 
 IS10_DIM = 1582
@@ -174,7 +174,7 @@ def extract(
 
 
 def corpus_features(
-    corpus, params: SpectrogramParams = SpectrogramParams(), n_jobs: int | None = None, progress: bool = True
+    corpus: Corpus, params: SpectrogramParams = SpectrogramParams(), n_jobs: int | None = None, progress: bool = True
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Spectrograms (list) and the IS10 matrix ``(N, 1582)`` of a :class:`~eesr_lib.corpora.Corpus`."""
     specs = extract(corpus.paths, "spectrogram", params, n_jobs, progress)

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def classification_metrics(y_true, y_pred, labels: tuple[str, ...] | list[str]) -> dict:
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...] | list[str]) -> dict:
     """WA, UA (both in %), per-class P/R/F1 (%), confusion counts and row-normalized %."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -34,7 +34,7 @@ def classification_metrics(y_true, y_pred, labels: tuple[str, ...] | list[str]) 
     }
 
 
-def mean_std(values) -> tuple[float, float]:
+def mean_std(values: list[float] | np.ndarray) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for a single fold)."""
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, StratifiedKFold
 
 from .corpora import Corpus
@@ -51,7 +52,7 @@ def _leave_one_group_out(idx, y, groups) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(LeaveOneGroupOut().split(idx, y, groups))
 
 
-def speaker_folds(speakers, k: int) -> dict:
+def speaker_folds(speakers: list[str] | pd.Series, k: int) -> dict:
     """Deal the sorted speakers to ``k`` folds in snake order (0, 1, .., k-1, k-1, .., 0, 0, ..).
 
     Why snake order: it is deterministic, needs no labels, and where speaker numbers

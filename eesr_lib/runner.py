@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -255,7 +256,7 @@ def fold_busy(lock_path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def fold_claim(lock_path: Path):
+def fold_claim(lock_path: Path) -> Iterator[bool]:
     """Yield True if this process now holds ``lock_path`` exclusively, False if another does.
 
     Why ``flock`` and not a marker file: the kernel drops the lock when its process dies, so an

@@ -102,7 +102,7 @@ def resolved_precision(cfg: TrainConfig, device: str | torch.device) -> str:
     return _resolve(cfg.precision, torch.device(device))
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if _resolve(precision, device) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -116,7 +116,9 @@ def standardize_is10(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]
     return [((a - mean) / std).astype(np.float32) for a in (train, *others)]
 
 
-def joint_loss(recon, x, logits, y, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def joint_loss(
+    recon: torch.Tensor, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, L_AE, L_EC)`` of eq. 4 (means, see the module docstring)."""
     l_ae = F.l1_loss(recon.float(), x)
     l_ec = F.cross_entropy(logits.float(), y)
