@@ -153,7 +153,8 @@ def run(
     corpus: Corpus | None = None,
     selection: bool = False,
 ) -> list[dict]:
-    """Run (or reuse) the folds of one experiment; returns each requested fold's result dict.
+    """Run (or reuse) the folds of one experiment; returns each requested fold's result dict,
+    except folds another process is computing at the time (they are skipped, see the module).
 
     ``selection=True`` is for choosing settings (issue: close the gap): each outer fold's
     *training* part is split again (:func:`~eesr_lib.protocols.inner_split`, by speaker
