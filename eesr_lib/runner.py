@@ -42,6 +42,11 @@ from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds, inner_
 from .provenance import provenance
 from .train import TrainConfig, predict_utterances, resolve_device, standardize_is10, train_fold
 
+try:  # fold claims (below) need it; Windows has none
+    import fcntl
+except ImportError:
+    fcntl = None
+
 # Table 4's rows. "IN off" means the same network with `norm_without_in` in place of IN.
 VARIANTS: dict[str, dict] = {
     "ae+ee+in": {"emotion_embedding": True, "instance_norm": True, "use_is10": True},
@@ -192,20 +197,14 @@ def run(
     for k in tqdm(wanted, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
         json_path = out_dir / f"fold_{k}.json"
         if json_path.exists() and not force:
-            done = json.loads(json_path.read_text())
-            if not _same_config(done["config"], config):
-                raise EESRError(
-                    f"{json_path} was computed with a different configuration. Use --force to overwrite it, "
-                    f"or --results/--tag to keep both."
-                )
-            results.append(done)
+            results.append(_finished(json_path, config))
             continue
         with fold_claim(out_dir / f"fold_{k}.lock") as claimed:
             if not claimed:
                 log.info("%s fold %d is being computed by another process: skipped here", out_dir, k)
                 continue
             if json_path.exists() and not force:  # another process finished it since we looked
-                results.append(json.loads(json_path.read_text()))
+                results.append(_finished(json_path, config))
                 continue
             if specs is None:  # features only when something is left to compute (cached on disk)
                 specs, is10 = corpus_features(corpus, progress=progress)
@@ -242,14 +241,25 @@ def run(
     return results
 
 
+def _finished(json_path: Path, config: dict) -> dict:
+    """A finished fold's record, provided it was computed with ``config``."""
+    done = json.loads(json_path.read_text())
+    if not _same_config(done["config"], config):
+        raise EESRError(
+            f"{json_path} was computed with a different configuration. Use --force to overwrite it, "
+            f"or --results/--tag to keep both."
+        )
+    return done
+
+
 def fold_busy(lock_path: Path) -> bool:
     """True while some process holds the claim :func:`fold_claim` takes on ``lock_path``."""
+    if fcntl is None:
+        return False
     try:
-        import fcntl
-
         with open(lock_path) as fh:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except (ImportError, FileNotFoundError):
+    except FileNotFoundError:
         return False
     except BlockingIOError:
         return True
@@ -264,9 +274,7 @@ def fold_claim(lock_path: Path) -> Iterator[bool]:
     interrupted run leaves no stale claim behind. The file is removed once the fold is done.
     Where ``fcntl`` does not exist (Windows) every claim succeeds: one process at a time there.
     """
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         yield True
         return
     with open(lock_path, "a+") as fh:
