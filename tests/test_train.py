@@ -12,6 +12,7 @@ from eesr_lib.train import (
     epoch_lr,
     joint_loss,
     predict_utterances,
+    recalibrate_batch_norm,
     standardize_is10,
     train_fold,
     train_step,
@@ -107,3 +108,35 @@ def test_windows_cover_each_test_utterance_once(feats):
     # averaging is per utterance: scoring one utterance alone gives the same numbers
     alone, _ = predict_utterances(model, specs[1:2], is10[1:2], TrainConfig(window_hop=32, precision="fp32"))
     assert np.allclose(alone[0], scores[1], atol=1e-5)
+
+
+def test_batch_norm_recalibration_gives_eval_mode_the_batch_statistics(feats):
+    """Utterances of exactly 128 frames have one crop, so every recalibration pass sees the same
+    batch: afterwards eval mode must reproduce what BN computes from that batch (dropout off),
+    up to the unbiased-variance factor. With the untouched running averages it does not."""
+    specs, _, _ = feats
+    crops = [s[:, :128] for s in specs[:6]]
+    bank = CropBank(crops)
+    torch.manual_seed(0)
+    model = EESR(ModelConfig(norm="batch", use_is10=False))
+    x = bank.gather(torch.arange(6), torch.zeros(6, dtype=torch.long))
+    model.eval()
+    bns = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    for m in bns:
+        m.train()  # dropout off, BN from the batch: the target
+    with torch.no_grad():
+        target = model.encoder(x)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = 0.1
+    model.eval()
+    with torch.no_grad():
+        before = model.encoder(x)
+    assert not torch.allclose(before, target, rtol=0.05, atol=0.05)
+
+    assert recalibrate_batch_norm(model, bank, TrainConfig(precision="fp32", batch_size=6), 0, torch.device("cpu"))
+    assert not model.training and all(m.momentum == 0.1 for m in bns)
+    with torch.no_grad():
+        after = model.encoder(x)
+    torch.testing.assert_close(after, target, rtol=0.05, atol=0.05)
+    assert not recalibrate_batch_norm(EESR(ModelConfig()), bank, TrainConfig(), 0, torch.device("cpu"))
