@@ -140,3 +140,23 @@ def test_batch_norm_recalibration_gives_eval_mode_the_batch_statistics(feats):
         after = model.encoder(x)
     torch.testing.assert_close(after, target, rtol=0.05, atol=0.05)
     assert not recalibrate_batch_norm(EESR(ModelConfig()), bank, TrainConfig(), 0, torch.device("cpu"))
+
+
+def test_train_fold_recalibrates_batch_norm_only_when_asked(feats):
+    specs, _, y = feats
+    mc = ModelConfig(norm="batch", use_is10=False)
+    runs = {
+        stats: train_fold(
+            mc,
+            TrainConfig(epochs=1, batch_size=4, precision="fp32", bn_stats=stats),
+            specs[:8],
+            None,
+            y[:8],
+            progress=False,
+        )[0]
+        for stats in ("running", "recalibrate")
+    }
+    params = [dict(m.named_parameters()) for m in runs.values()]
+    assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])  # the same training
+    first_bn = [m.encoder.norms[0].running_var for m in runs.values()]
+    assert not torch.allclose(first_bn[0], first_bn[1])  # different test-time statistics
