@@ -274,15 +274,16 @@ def recalibrate_batch_norm(model: EESR, bank: CropBank, cfg: TrainConfig, seed: 
 
     Why: with PyTorch's running averages the BN rows of Table 4 (AE-OS, AE, AE+EE) classify at
     chance level in eval mode (AE-OS, EMODB 5-fold, 40 epochs: UA 18.7, predictions on one or two
-    classes; after 8 epochs on fold 0 even its own training utterances: 16.2), while the same weights do far better with
-    statistics re-estimated after training (AE-OS fold 0 after 8 epochs: 14.3 -> 29.8 UA). The
-    running averages (momentum 0.1) follow weights that changed under them; the network learned
-    with batch statistics and is tested with whatever the last steps left behind. Dropout off
-    makes the statistics those of the test-time network (Li et al., 2019, on the dropout/BN
-    variance shift); on that fold it made little difference (30.7 with dropout on). Only the encoder
+    classes; after 8 epochs on fold 0 even its own training utterances: 16.2), while the same
+    weights do far better with statistics re-estimated after training (AE-OS fold 0 after 8
+    epochs: 14.3 -> 29.8 UA). The running averages (momentum 0.1) follow weights that changed
+    under them; the network learned with batch statistics and is tested with whatever the last
+    steps left behind. Dropout off makes the statistics those of the test-time network (Li et
+    al., 2019, on the dropout/BN variance shift); on that fold it made little difference (30.7
+    with dropout on). BN here is always ``BatchNorm1d`` (``model.make_norm``). Only the encoder
     is recalibrated: the decoder's BN is never used at test time.
     """
-    bns = [m for m in model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     if not bns:
         return False
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
