@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -14,7 +15,11 @@ _PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "librosa", "opensmile", 
 
 
 def git_revision() -> str:
-    """``HEAD``'s hash, with ``+dirty`` when the working tree has uncommitted changes."""
+    """``HEAD``'s hash, with ``+dirty`` when the working tree has uncommitted changes.
+
+    Where the code runs from a copy without git (a rented GPU machine that receives the working
+    tree only), ``$EESR_GIT_REVISION`` names the commit the copy was made from; else "unknown".
+    """
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
@@ -24,7 +29,7 @@ def git_revision() -> str:
         ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("EESR_GIT_REVISION", "unknown")
 
 
 def library_versions() -> dict[str, str]:
@@ -38,8 +43,6 @@ def library_versions() -> dict[str, str]:
 
 
 def hardware(device: torch.device | str = "cpu") -> dict:
-    import os
-
     info = {
         "machine": platform.machine(),
         "processor": platform.processor() or cpu_model(),

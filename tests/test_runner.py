@@ -209,3 +209,16 @@ def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys
     assert main(args) == 0
     assert "loso-speaker" in capsys.readouterr().out
     assert not list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("*.lock"))
+
+
+def test_git_revision_falls_back_to_the_environment_outside_a_checkout(monkeypatch, tmp_path):
+    """A copy of the tree without .git (a rented GPU machine) records the commit it was sent from."""
+    from eesr_lib import provenance
+
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setenv("EESR_GIT_REVISION", "abc123")
+    assert provenance.git_revision() == "abc123"
+    monkeypatch.delenv("EESR_GIT_REVISION")
+    assert provenance.git_revision() == "unknown"
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", provenance.__file__.rsplit("/eesr_lib/", 1)[0])
+    assert provenance.git_revision() not in ("unknown", "abc123")
