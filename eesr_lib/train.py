@@ -197,10 +197,11 @@ def train_fold(
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        # map_location moved the RNG states to `device` too; the setters want CPU byte tensors
+        gen.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
         if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         history = state["history"]
         start_epoch = state["epoch"]
 

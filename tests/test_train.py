@@ -100,6 +100,25 @@ def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
         assert torch.equal(a, b), k
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_resumes_on_cuda(feats, tmp_path):
+    """Loading a checkpoint onto the GPU moves the saved RNG states there too; resuming once raised on it."""
+    ckpt = tmp_path / "fold.ckpt.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, model):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        _short(feats, epochs=2, checkpoint=ckpt, on_epoch=stop, device="cuda")
+    first = torch.load(ckpt, weights_only=False)["history"]
+    _, history = _short(feats, epochs=2, checkpoint=ckpt, device="cuda")
+    assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
+
+
 def test_windows_cover_each_test_utterance_once(feats):
     specs, is10, _ = feats
     model = EESR(ModelConfig()).eval()
