@@ -17,9 +17,12 @@ _PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "librosa", "opensmile", 
 def git_revision() -> str:
     """``HEAD``'s hash, with ``+dirty`` when the working tree has uncommitted changes.
 
-    Where the code runs from a copy without git (a rented GPU machine that receives the working
-    tree only), ``$EESR_GIT_REVISION`` names the commit the copy was made from; else "unknown".
+    ``$EESR_GIT_REVISION``, when set, wins: on a copy of the tree sent to another machine (a
+    rented GPU), the ``.git`` found there need not be the one the code came from. One such
+    copy recorded a stale ``HEAD`` for 65 EMODB folds; set the variable to the commit sent.
     """
+    if os.environ.get("EESR_GIT_REVISION"):
+        return os.environ["EESR_GIT_REVISION"]
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
@@ -29,7 +32,7 @@ def git_revision() -> str:
         ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("EESR_GIT_REVISION", "unknown")
+        return "unknown"
 
 
 def library_versions() -> dict[str, str]:

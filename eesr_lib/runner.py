@@ -141,6 +141,24 @@ def _write_npz_atomic(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
+def _checkpoint_history(ckpt: Path) -> list[dict]:
+    """The epoch records of a checkpoint left by an interrupted process ([] when there is none)."""
+    if not ckpt.exists():
+        return []
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["history"]
+
+
+def _wall_time(this_process_s: float, earlier: list[dict]) -> dict:
+    """``wall_time_s`` of a fold: this process's time plus the epochs that interrupted processes
+    trained before it (their per-epoch ``seconds``), so a resumed fold does not look cheap."""
+    out = {"wall_time_s": round(this_process_s + sum(h.get("seconds", 0.0) for h in earlier), 2)}
+    if earlier:
+        out["resumed_after_epoch"] = len(earlier)
+        if any("seconds" not in h for h in earlier):  # checkpoints written before epochs were timed
+            out["wall_time_note"] = "epochs trained before the resume were not timed; wall_time_s undercounts"
+    return out
+
+
 def run(
     dataset: str = "emodb",
     protocol: str = "kfold5",
@@ -213,6 +231,7 @@ def run(
             train_idx, test_idx = all_folds[k]
             t0 = time.time()
             ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
+            earlier = _checkpoint_history(ckpt)  # epochs trained by interrupted processes, if any
             record = _run_fold(
                 corpus,
                 specs,
@@ -235,7 +254,7 @@ def run(
                 fold_name=names[k],
                 n_folds=len(all_folds),
                 config=config,
-                provenance={**provenance(dev), "wall_time_s": round(time.time() - t0, 2)},
+                provenance={**provenance(dev), **_wall_time(time.time() - t0, earlier)},
             )
             write_json_atomic(record, json_path)
             ckpt.unlink(missing_ok=True)

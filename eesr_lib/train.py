@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,6 +220,7 @@ def train_fold(
         total=cfg.epochs,
     )
     for epoch in bar:
+        t_epoch = time.perf_counter()
         model.train()
         set_epoch_lr(opt, cfg, epoch)
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
@@ -241,6 +243,7 @@ def train_fold(
             "loss_total": float((sums[0] + cfg.lam * sums[1]) / seen),
             "train_crop_acc": float(100 * sums[2] / seen),
             "precision": precision,
+            "seconds": round(time.perf_counter() - t_epoch, 2),  # kept across resumes: the fold's true cost
         }
         if on_epoch is not None:
             record.update(on_epoch(epoch + 1, model) or {})

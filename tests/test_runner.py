@@ -78,8 +78,12 @@ def test_interrupted_fold_resumes_and_matches_an_uninterrupted_run(mini, tmp_pat
     monkeypatch.setattr(train_mod, "train_step", real_step)
     (resumed,) = _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2)
     assert calls["n"] == 3  # the patched step was not used again
-    assert resumed["history"] == straight["history"]
+    untimed = [{k: v for k, v in h.items() if k != "seconds"} for h in straight["history"]]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed["history"]] == untimed
     assert resumed["metrics"] == straight["metrics"]
+    # the epoch trained before the interruption counts in the fold's wall time
+    assert resumed["provenance"]["resumed_after_epoch"] == 1
+    assert resumed["provenance"]["wall_time_s"] >= resumed["history"][0]["seconds"]
 
 
 def test_report_and_cli(mini_manifest, tmp_path, capsys):
@@ -211,14 +215,27 @@ def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys
     assert not list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("*.lock"))
 
 
-def test_git_revision_falls_back_to_the_environment_outside_a_checkout(monkeypatch, tmp_path):
-    """A copy of the tree without .git (a rented GPU machine) records the commit it was sent from."""
+def test_git_revision_named_in_the_environment_wins(monkeypatch, tmp_path):
+    """A copy of the tree on another machine records the commit it was sent from, not its own .git's."""
     from eesr_lib import provenance
 
-    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    here = provenance.git_revision()
+    assert here not in ("unknown", "abc123")
     monkeypatch.setenv("EESR_GIT_REVISION", "abc123")
     assert provenance.git_revision() == "abc123"
     monkeypatch.delenv("EESR_GIT_REVISION")
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)  # no git here
     assert provenance.git_revision() == "unknown"
-    monkeypatch.setattr(provenance, "PROJECT_ROOT", provenance.__file__.rsplit("/eesr_lib/", 1)[0])
-    assert provenance.git_revision() not in ("unknown", "abc123")
+
+
+def test_a_resumed_fold_counts_the_epochs_trained_before_the_interruption(tmp_path):
+    import torch
+
+    from eesr_lib.runner import _checkpoint_history, _wall_time
+
+    assert _checkpoint_history(tmp_path / "none.ckpt.pt") == [] and _wall_time(5.0, []) == {"wall_time_s": 5.0}
+    ckpt = tmp_path / "fold_0.ckpt.pt"
+    torch.save({"history": [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 31.5}]}, ckpt)
+    assert _wall_time(10.0, _checkpoint_history(ckpt)) == {"wall_time_s": 71.5, "resumed_after_epoch": 2}
+    old = _wall_time(10.0, [{"epoch": 1}])
+    assert old["wall_time_s"] == 10.0 and "undercounts" in old["wall_time_note"]
