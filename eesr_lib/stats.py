@@ -97,3 +97,32 @@ def compare_runs(a: list[dict], b: list[dict], speakers: pd.Series, n_boot: int 
     by_speaker = bootstrap_ua_gap(paired, labels, speakers.loc[paired.index].to_numpy(), n_boot, seed=seed)
     agree = 100.0 * float((paired["pred_a"] == paired["pred_b"]).mean())
     return {"n": len(paired), "agree_pct": agree, **by_speaker, **mcnemar_exact(paired)}
+
+
+def retraining_noise(first: list[dict], again: list[dict], metric: str = "ua") -> dict | None:
+    """How far a second training of the *same* configuration lands from the first, fold by fold.
+
+    Why: every gap in Table 4 compares two trainings, and even two trainings of one model differ
+    (a GPU sums in another order than a CPU, and 40 epochs amplify it). If the per-fold
+    differences ``again - first`` have standard deviation ``sd``, a fold-paired gap between two
+    equally good models over ``n`` folds has standard deviation about ``sd / sqrt(n)``
+    (``gap_sd``): gaps within about two of those are what retraining alone produces.
+    None when the runs share no fold.
+    """
+    a = {r["fold"]: r["metrics"][metric] for r in first}
+    b = {r["fold"]: r["metrics"][metric] for r in again}
+    common = sorted(a.keys() & b.keys())
+    if not common:
+        return None
+    diff = np.array([b[k] - a[k] for k in common])
+    sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
+    return {
+        "folds": common,
+        "first": [a[k] for k in common],
+        "again": [b[k] for k in common],
+        "gap": float(diff.mean()),
+        "mean_abs": float(np.abs(diff).mean()),
+        "max_abs": float(np.abs(diff).max()),
+        "sd": sd,
+        "gap_sd": sd / np.sqrt(len(diff)),
+    }

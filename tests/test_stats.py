@@ -82,3 +82,19 @@ def test_compare_runs_on_real_records(emodb):
     assert r["n"] == len(emodb)
     assert r["lo"] <= r["gap"] <= r["hi"] and 0 <= r["p"] <= 1
     assert r["only_a"] + r["only_b"] <= len(emodb) * (100 - r["agree_pct"]) / 100 + 1e-9
+
+
+def test_retraining_noise_pairs_folds_and_scales_the_fold_spread():
+    from eesr_lib.stats import retraining_noise
+
+    def runs(scores):
+        return [{"fold": k, "metrics": {"ua": s}} for k, s in scores.items()]
+
+    first = runs({0: 80.0, 1: 70.0, 2: 90.0, 3: 60.0})
+    again = runs({1: 72.0, 0: 79.0, 2: 90.0, 3: 61.0, 4: 50.0})  # fold 4 only in one run: ignored
+    r = retraining_noise(first, again)
+    assert r["folds"] == [0, 1, 2, 3] and r["again"] == [79.0, 72.0, 90.0, 61.0]
+    diffs = np.array([-1.0, 2.0, 0.0, 1.0])
+    assert r["gap"] == pytest.approx(0.5) and r["mean_abs"] == 1.0 and r["max_abs"] == 2.0
+    assert r["sd"] == pytest.approx(diffs.std(ddof=1)) and r["gap_sd"] == pytest.approx(diffs.std(ddof=1) / 2)
+    assert retraining_noise(first, runs({7: 1.0})) is None
