@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .corpora import Corpus
+from .metrics import SCORE_DECIMALS
 from .protocols import folds
 from .report import pooled_metrics
 
@@ -66,12 +67,9 @@ def audit(experiments: dict[tuple[str, str], list[dict]], corpus: Corpus) -> pd.
     return pd.DataFrame(rows, columns=["protocol", "variant", "folds", *CHECKS])
 
 
-SCORE_DECIMALS = 6  # result files store each score rounded to this many decimals (runner)
-
-
 def _is_argmax(pred: dict, labels: list[str]) -> bool:
     """The predicted class has the top stored score. Why a tolerance: scores are stored rounded, so
-    two classes within 1e-6 of each other (a near tie: one utterance among the EMODB results) read as equal,
-    and np.argmax would name the first of them whichever one the model actually chose."""
+    two classes within 1e-6 of each other (a near tie: one utterance among the EMODB results) read
+    as equal, and np.argmax would name the first of them whichever one the model actually chose."""
     scores = np.asarray(pred["scores"])
     return pred["pred"] in labels and scores[labels.index(pred["pred"])] >= scores.max() - 10**-SCORE_DECIMALS

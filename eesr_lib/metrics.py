@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+SCORE_DECIMALS = 6  # result files store each class score rounded to this many decimals
+
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...] | list[str]) -> dict:
     """WA, UA (both in %), per-class P/R/F1 (%), confusion counts and row-normalized %."""

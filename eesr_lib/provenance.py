@@ -19,7 +19,7 @@ def git_revision() -> str:
 
     ``$EESR_GIT_REVISION``, when set, wins: on a copy of the tree sent to another machine (a
     rented GPU), the ``.git`` found there need not be the one the code came from. One such
-    copy recorded a stale ``HEAD`` for 65 EMODB folds; set the variable to the commit sent.
+    copy recorded a stale ``HEAD`` in 80 EMODB fold files; set the variable to the commit sent.
     """
     if os.environ.get("EESR_GIT_REVISION"):
         return os.environ["EESR_GIT_REVISION"]

@@ -36,7 +36,7 @@ from . import baselines
 from .corpora import Corpus, load_corpus
 from .errors import EESRError
 from .features import IS10_DIM, SpectrogramParams, corpus_features
-from .metrics import classification_metrics
+from .metrics import SCORE_DECIMALS, classification_metrics
 from .model import ModelConfig
 from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds, inner_split
 from .provenance import provenance
@@ -142,10 +142,13 @@ def _write_npz_atomic(path: Path, **arrays) -> None:
 
 
 def _checkpoint_history(ckpt: Path) -> list[dict]:
-    """The epoch records of a checkpoint left by an interrupted process ([] when there is none)."""
+    """The epoch records of a checkpoint left by an interrupted process ([] when there is none).
+
+    Memory-mapped, so reading the history does not load the (hundreds of MB of) weights and
+    optimizer state that train_fold loads from the same file right after."""
     if not ckpt.exists():
         return []
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["history"]
+    return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["history"]
 
 
 def _wall_time(this_process_s: float, earlier: list[dict]) -> dict:
@@ -390,7 +393,12 @@ def _run_fold(
         "labels": list(labels),
         "metrics": classification_metrics(y[test_idx], pred, labels),
         "predictions": [
-            {"id": str(i), "true": labels[t], "pred": labels[p], "scores": [round(float(s), 6) for s in sc]}
+            {
+                "id": str(i),
+                "true": labels[t],
+                "pred": labels[p],
+                "scores": [round(float(s), SCORE_DECIMALS) for s in sc],
+            }
             for i, t, p, sc in zip(ids, y[test_idx], pred, scores)
         ],
         "train_size": int(len(train_idx)),

@@ -83,12 +83,9 @@ def test_cosine_schedule_decays_from_the_paper_lr():
         TrainConfig(lr_schedule="step")
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
-    straight, h_straight = _short(feats, epochs=2, lr_schedule=schedule)
-    ckpt = tmp_path / "fold.ckpt.pt"
+def _interrupt_after_epoch_1(feats, ckpt, **kw):
+    """A 2-epoch training "interrupted" after epoch 1 (the epoch hook raises), leaving ``ckpt``."""
 
-    # "interrupted" after epoch 1: the same 2-epoch config, stopped by raising from the epoch hook
     class Stop(Exception):
         pass
 
@@ -97,7 +94,14 @@ def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
             raise Stop
 
     with pytest.raises(Stop):
-        _short(feats, epochs=2, lr_schedule=schedule, checkpoint=ckpt, on_epoch=stop)
+        _short(feats, epochs=2, checkpoint=ckpt, on_epoch=stop, **kw)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
+    straight, h_straight = _short(feats, epochs=2, lr_schedule=schedule)
+    ckpt = tmp_path / "fold.ckpt.pt"
+    _interrupt_after_epoch_1(feats, ckpt, lr_schedule=schedule)
     assert ckpt.exists()
     resumed, h_resumed = _short(feats, epochs=2, lr_schedule=schedule, checkpoint=ckpt)
     assert _untimed(h_resumed) == _untimed(h_straight)
@@ -109,16 +113,7 @@ def test_interrupted_training_resumes_exactly(feats, tmp_path, schedule):
 def test_training_resumes_on_cuda(feats, tmp_path):
     """Loading a checkpoint onto the GPU moves the saved RNG states there too; resuming once raised on it."""
     ckpt = tmp_path / "fold.ckpt.pt"
-
-    class Stop(Exception):
-        pass
-
-    def stop(epoch, model):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        _short(feats, epochs=2, checkpoint=ckpt, on_epoch=stop, device="cuda")
+    _interrupt_after_epoch_1(feats, ckpt, device="cuda")
     first = torch.load(ckpt, weights_only=False)["history"]
     _, history = _short(feats, epochs=2, checkpoint=ckpt, device="cuda")
     assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
