@@ -89,6 +89,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         tag=args.tag,
         overrides={**_parse_set(args.set), **({"precision": "fp32"} if args.fp32 else {})},
         selection=args.inner,
+        curve_every=args.curve_every,
+        test_curve=args.test_curve,
     )
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
@@ -99,22 +101,23 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_replicate(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
-    from .plan import format_status, runs_for, status
+    from .plan import Run, budget_runs, format_status, runs_for, status
     from .runner import run
 
     corpus = load_corpus(args.dataset, args.data_root)
+    runs = budget_runs(corpus) if args.budget else [Run(p, v) for p, v in runs_for(corpus)]
     todo = [
-        (p, v)
-        for p, v in runs_for(corpus)
-        if (not args.protocol or p in args.protocol) and (not args.variant or v in args.variant)
+        r
+        for r in runs
+        if (not args.protocol or r.protocol in args.protocol) and (not args.variant or r.variant in args.variant)
     ]
     if args.run and args.workers > 1:
         _spawn_workers(args)
     elif args.run:
-        for protocol, variant in todo:
-            run(corpus.name, protocol, variant, corpus=corpus, results_dir=args.results, device=args.device)
-    df = status(corpus, args.results)
-    print(format_status(df[[(p, v) in todo for p, v in zip(df.protocol, df.variant)]]))
+        for r in todo:
+            kw = r.run_kwargs()
+            run(corpus.name, r.protocol, r.variant, corpus=corpus, results_dir=args.results, device=args.device, **kw)
+    print(format_status(status(corpus, args.results, runs=todo)))
 
 
 def _spawn_workers(args: argparse.Namespace) -> None:
@@ -127,6 +130,7 @@ def _spawn_workers(args: argparse.Namespace) -> None:
     argv = [sys.executable, "-m", "eesr_lib", "replicate", "--run", "--dataset", args.dataset]
     argv += ["--results", args.results, "--device", args.device]
     argv += ["--data-root", args.data_root] if args.data_root else []
+    argv += ["--budget"] if args.budget else []
     for flag, values in (("--protocol", args.protocol), ("--variant", args.variant)):
         for value in values or []:
             argv += [flag, value]
@@ -203,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="model selection: score on a validation split of each training fold, never the test fold",
     )
+    sp.add_argument(
+        "--curve-every",
+        type=int,
+        default=1,
+        help="with --inner: score the validation split every N epochs (a learning curve; default 1)",
+    )
+    sp.add_argument(
+        "--test-curve",
+        action="store_true",
+        help="record the test fold's score after every epoch (to measure test-fold selection; never used to choose)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(
@@ -211,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_args(sp)
     sp.add_argument("--run", action="store_true", help="compute every fold that is not finished yet")
+    sp.add_argument(
+        "--budget",
+        action="store_true",
+        help="the training-budget runs (learning curves, departures, outer folds at the chosen budget)",
+    )
     sp.add_argument("--workers", type=int, default=1, help="with --run: processes sharing the folds (default 1)")
     sp.add_argument("--protocol", action="append", choices=PROTOCOLS, help="only this protocol (repeatable)")
     sp.add_argument("--variant", action="append", choices=list(VARIANTS), help="only this variant (repeatable)")

@@ -49,6 +49,9 @@ class ModelConfig:
     # Multiplier on the standardized IS10 vector before fusion (the paper does not say how IS10
     # is scaled). Under Adam a smaller scale slows the IS10 weights relative to the deep ones.
     is10_scale: float = 1.0
+    # A linear classifier on the deep feature alone, trained only when TrainConfig.aux_loss > 0
+    # (a departure from the paper; never used to classify). Set by eesr_lib.runner.configs.
+    aux_head: bool = False
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -245,6 +248,7 @@ class Classifier(nn.Module):
         self.attention = nn.MultiheadAttention(512, cfg.attention_heads, batch_first=True)
         fc1_in = cfg.deep_dim + (cfg.is10_dim if cfg.use_is10 else 0)  # paper: 2478; ours: see deep_dim
         self.head = classifier_head(fc1_in, cfg)
+        self.aux = nn.Linear(cfg.deep_dim, cfg.n_classes) if cfg.aux_head else None  # see TrainConfig.aux_loss
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         if self.pooling == "mean":

@@ -8,17 +8,25 @@ fold; the runner's fold claims let several ``eesr replicate --run`` share the wo
 
 The order is the order of priority: the proposed model first, then the baselines (cheap),
 then the ablations, the 5-fold ones before the leave-one-speaker-out ones.
+
+A second list, :func:`budget_runs` (``eesr replicate --budget``), holds the runs that settle
+the training budget (book/choices.md, "What an epoch is"): learning curves on inner
+validation splits, the departures meant to keep the deep branch learning, then Table 4's
+decisive pairs on the outer folds at the chosen budget, each with the test score of every
+epoch recorded for the "how could the paper's numbers arise" demonstration (never to choose).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from .corpora import Corpus
 from .errors import EESRError
-from .protocols import book_protocols, folds
+from .protocols import book_protocols, folds, inner_split
 from .report import load_folds
 from .runner import RESULTS_DIR, VARIANTS, fold_busy, fold_dir
 
@@ -36,6 +44,83 @@ _EMODB = (
 # out in each), the cheap baselines on both that and leave-one-actor-out.
 _RAVDESS = [("speaker-kfold4", PROPOSED)] + [(p, b) for p in ("speaker-kfold4", "loso-speaker") for b in BASELINES]
 REPLICATION: dict[str, list[tuple[str, str]]] = {"emodb": _EMODB, "ravdess": _RAVDESS}
+
+# ---------------------------------------------------------------- the training budget
+PAPER_EPOCHS = 40  # today's budget: 40 epochs of one random crop per training utterance
+CURVE_MULTIPLE = 16  # the learning curves run to 16x today's optimizer steps
+# The budget the outer runs use, as a multiple of today's steps; chosen from the learning
+# curves on inner validation splits (book/choices.md says which curve points decided it).
+CHOSEN_MULTIPLE = 8
+# Departures from the paper's single-stage recipe, compared on inner validation at the chosen
+# budget (eesr_lib.train.TrainConfig); two stages split the budget in half.
+DEPARTURES: dict[str, dict] = {
+    "two-stage": {"two_stage_epochs": CHOSEN_MULTIPLE * PAPER_EPOCHS // 2},
+    "is10-dropout": {"is10_dropout": 0.5},
+    "aux": {"aux_loss": 1.0},
+}
+CURVE_EVERY = 10  # epochs between two validation scores on a curve
+
+
+@dataclass(frozen=True)
+class Run:
+    """One experiment of a run list: what :func:`eesr_lib.runner.run` is called with."""
+
+    protocol: str
+    variant: str
+    tag: str | None = None
+    overrides: tuple[tuple[str, object], ...] = ()
+    selection: bool = False
+    folds: tuple[int, ...] | None = None
+    curve_every: int = 1
+    test_curve: bool = False
+    seed: int = 0
+
+    def run_kwargs(self) -> dict:
+        return {
+            "tag": self.tag,
+            "overrides": dict(self.overrides),
+            "selection": self.selection,
+            "folds_to_run": None if self.folds is None else list(self.folds),
+            "curve_every": self.curve_every,
+            "test_curve": self.test_curve,
+            "seed": self.seed,
+        }
+
+    @property
+    def epochs(self) -> int:
+        return int(dict(self.overrides).get("epochs", PAPER_EPOCHS))
+
+    @property
+    def name(self) -> str:
+        return self.variant + (f"@{self.tag}" if self.tag else "")
+
+
+def budget_runs(corpus: Corpus) -> list[Run]:
+    """The budget question's runs on ``corpus``, most important first (EMODB; empty elsewhere)."""
+    if corpus.name != "emodb":
+        return []
+    long = (("epochs", CURVE_MULTIPLE * PAPER_EPOCHS),)
+    chosen = (("epochs", CHOSEN_MULTIPLE * PAPER_EPOCHS),)
+    tag = f"budget{CHOSEN_MULTIPLE}x"
+    curves = [
+        Run("kfold5", v, "budget", long, selection=True, folds=(0,), curve_every=CURVE_EVERY)
+        for v in ("ae-os+ee+in", "ae-os", PROPOSED)
+    ]
+    departures = [Run("kfold5", PROPOSED, tag, chosen, selection=True, curve_every=CURVE_EVERY)] + [
+        Run("kfold5", PROPOSED, f"{tag}-{name}", chosen + tuple(o.items()), selection=True, curve_every=CURVE_EVERY)
+        for name, o in DEPARTURES.items()
+    ]
+    # Table 4's decisive pairs first (AE vs AE+EE, AE-OS vs AE-OS,+EE,IN), then the rest.
+    order = {
+        "kfold5": (PROPOSED, "ae", "ae+ee", "ae-os", "ae-os+ee+in", "ae+in"),
+        "loso-speaker": (PROPOSED, *ABLATIONS),
+    }
+    outer = [Run(p, v, tag, chosen, test_curve=True) for p, variants in order.items() for v in variants]
+    # The test-fold-selection demonstration at the paper's own budget: three seeds, test score every epoch.
+    seeds = [
+        Run(p, PROPOSED, f"test-curve-s{s}", test_curve=True, seed=s) for p in ("kfold5", "kfold10") for s in range(3)
+    ]
+    return curves + departures + outer + seeds
 
 
 def runs_for(corpus: Corpus) -> list[tuple[str, str]]:
@@ -58,9 +143,12 @@ def _splittable(corpus: Corpus, protocol: str) -> bool:
     return True
 
 
-def status(corpus: Corpus, results_dir: str | Path = RESULTS_DIR, seed: int = 0) -> pd.DataFrame:
-    """One row per run of :func:`runs_for`: folds finished, left and being computed now (a process
-    holds their claim), wall time spent, an estimate of what is left.
+def status(
+    corpus: Corpus, results_dir: str | Path = RESULTS_DIR, seed: int = 0, runs: list[Run] | None = None
+) -> pd.DataFrame:
+    """One row per run of :func:`runs_for` (or of ``runs``, e.g. :func:`budget_runs`): folds
+    finished, left and being computed now (a process holds their claim), wall time spent, an
+    estimate of what is left.
 
     The estimate uses this run's own finished folds, or, before any has finished, the pace of
     the corpus's other network runs (seconds per training utterance and epoch) times this
@@ -78,28 +166,30 @@ def status(corpus: Corpus, results_dir: str | Path = RESULTS_DIR, seed: int = 0)
     ]
     pace_s = sum(pace) / len(pace) if pace else None
     rows = []
-    for protocol, variant in runs_for(corpus):
-        split = folds(corpus, protocol, seed)
-        mine = {r["fold"]: r for r in done if r["config"]["protocol"] == protocol and r["config"]["variant"] == variant}
-        left = [k for k in range(len(split)) if k not in mine]
-        out_dir = fold_dir(results_dir, corpus.name, protocol, variant)
+    for r in runs if runs is not None else [Run(p, v, seed=seed) for p, v in runs_for(corpus)]:
+        split = folds(corpus, r.protocol, r.seed)
+        if r.selection:
+            split = [inner_split(corpus, tr, r.protocol, r.seed) for tr, _ in split]
+        wanted = range(len(split)) if r.folds is None else r.folds
+        out_dir = fold_dir(results_dir, corpus.name, r.protocol + ("+inner" if r.selection else ""), r.variant, r.tag)
+        mine = {k: json_record(out_dir / f"fold_{k}.json") for k in wanted if (out_dir / f"fold_{k}.json").exists()}
+        left = [k for k in wanted if k not in mine]
         running = [k for k in left if fold_busy(out_dir / f"fold_{k}.lock")]
-        spent = sum(r["provenance"]["wall_time_s"] for r in mine.values())
+        spent = sum(m["provenance"]["wall_time_s"] for m in mine.values())
         if not left:
             eta = 0.0
         elif mine:
             eta = spent / len(mine) * len(left)
-        elif "baseline" not in VARIANTS[variant] and pace_s is not None:
-            epochs = network[0]["config"]["train"]["epochs"]
-            eta = sum(pace_s * len(split[k][0]) * epochs for k in left)
+        elif "baseline" not in VARIANTS[r.variant] and pace_s is not None:
+            eta = sum(pace_s * len(split[k][0]) * r.epochs for k in left)
         else:
             eta = float("nan")
         rows.append(
             {
-                "protocol": protocol,
-                "variant": variant,
+                "protocol": r.protocol + ("+inner" if r.selection else ""),
+                "variant": r.name,
                 "done": len(mine),
-                "folds": len(split),
+                "folds": len(wanted),
                 "left": ",".join(map(str, left)) or "-",
                 "running": ",".join(map(str, running)) or "-",
                 "hours_spent": spent / 3600,
@@ -107,6 +197,10 @@ def status(corpus: Corpus, results_dir: str | Path = RESULTS_DIR, seed: int = 0)
             }
         )
     return pd.DataFrame(rows)
+
+
+def json_record(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def format_status(df: pd.DataFrame) -> str:

@@ -34,13 +34,21 @@ from tqdm.auto import tqdm
 
 from . import baselines
 from .corpora import Corpus, load_corpus
+from .crops import CropBank
 from .errors import EESRError
 from .features import IS10_DIM, SpectrogramParams, corpus_features
 from .metrics import SCORE_DECIMALS, classification_metrics
 from .model import ModelConfig
 from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds, inner_split
 from .provenance import provenance
-from .train import TrainConfig, predict_utterances, resolve_device, standardize_is10, train_fold
+from .train import (
+    TrainConfig,
+    predict_utterances,
+    recalibrate_batch_norm,
+    resolve_device,
+    standardize_is10,
+    train_fold,
+)
 
 try:  # fold claims (below) need it; Windows has none
     import fcntl
@@ -89,7 +97,10 @@ def configs(variant: str, n_classes: int, overrides: dict | None = None) -> tupl
         raise EESRError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(model_fields | train_fields)}")
     model_kw.update({k: v for k, v in overrides.items() if k in model_fields})
     train_kw = {k: v for k, v in overrides.items() if k in train_fields}
-    return ModelConfig(**model_kw), TrainConfig(**train_kw)
+    train_cfg = TrainConfig(**train_kw)
+    if train_cfg.aux_loss > 0 and "baseline" not in spec:
+        model_kw["aux_head"] = True  # the auxiliary loss needs its head; one switch, not two
+    return ModelConfig(**model_kw), train_cfg
 
 
 def fold_dir(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str | None = None) -> Path:
@@ -114,7 +125,38 @@ def _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg) -
 # did before they existed. A stored config that lacks one of them ran with that value.
 # bn_stats: every network result written before it existed is an IN model, on which it has no
 # effect; the BN-row results computed without it (AE-OS, EMODB 5-fold) were deleted and recomputed.
-ADDED_LATER = {"model": {"is10_scale": 1.0}, "train": {"lr_schedule": "constant", "bn_stats": "recalibrate"}}
+ADDED_LATER = {
+    "model": {"is10_scale": 1.0, "aux_head": False},
+    "train": {
+        "lr_schedule": "constant",
+        "bn_stats": "recalibrate",
+        "crop_set": "random",
+        "crop_hop": 64,
+        "two_stage_epochs": 0,
+        "is10_dropout": 0.0,
+        "aux_loss": 0.0,
+    },
+}
+# Options added after checkpoints were first named by a hash of the config: left out of the hash
+# at their defaults, so a fold interrupted before an option existed resumes after it was added.
+_UNHASHED_AT_DEFAULT = {
+    "model": ("aux_head",),
+    "train": ("crop_set", "crop_hop", "two_stage_epochs", "is10_dropout", "aux_loss"),
+}
+SCORE_KEYS = {
+    "validation": ("val_ua", "val_wa"),
+    # outer runs with test_curve: measured for the test-fold-selection demonstration, never read to choose
+    "test": ("test_ua_not_for_selection", "test_wa_not_for_selection"),
+}
+
+
+def config_hash(config: dict) -> str:
+    """Short hash naming a fold's checkpoint: equal for configs that train the same model."""
+    c = {**config}
+    for part, names in _UNHASHED_AT_DEFAULT.items():
+        if part in c:
+            c[part] = {k: v for k, v in c[part].items() if not (k in names and v == ADDED_LATER[part][k])}
+    return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _same_config(a: dict, b: dict) -> bool:
@@ -180,6 +222,8 @@ def run(
     progress: bool = True,
     corpus: Corpus | None = None,
     selection: bool = False,
+    curve_every: int = 1,
+    test_curve: bool = False,
 ) -> list[dict]:
     """Run (or reuse) the folds of one experiment; returns each requested fold's result dict,
     except folds another process is computing at the time (they are skipped, see the module).
@@ -189,9 +233,23 @@ def run(
     for speaker-independent protocols) and the model is scored on that validation part.
     The outer test utterances are not even passed on, so no choice can see them. Results
     go to ``<protocol>+inner/`` so they are never mistaken for test results.
+
+    ``curve_every`` (selection runs): score the validation split every that many epochs (and
+    after the last), so that a long learning-curve run does not spend a third of its time
+    scoring. After each epoch the curve so far is written to ``fold_<k>.curve.json``: a run
+    longer than a sitting leaves a usable partial curve, and it resumes from its checkpoint.
+
+    ``test_curve`` (outer runs): also score the test fold after every epoch and keep it in the
+    history as ``test_ua_not_for_selection`` / ``test_wa_not_for_selection``. Nothing reads it
+    to choose anything: it exists to *measure* what choosing on the test folds would report (a
+    demonstration of that flaw, eesr_lib.flaws). Training is unchanged by it.
     """
     if protocol not in PROTOCOLS:
         raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
+    if curve_every < 1:
+        raise EESRError(f"curve_every must be >= 1, got {curve_every}")
+    if test_curve and selection:
+        raise EESRError("test_curve is for outer runs; a selection run scores its validation split instead")
     corpus = corpus or load_corpus(dataset, data_root)
     overrides = dict(overrides or {})
     if epochs is not None:
@@ -213,7 +271,7 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     config = _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg)
     config["selection"] = selection
-    cfg_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    cfg_hash = config_hash(config)
 
     specs = is10 = None
     results = []
@@ -250,7 +308,10 @@ def run(
                 ckpt,
                 out_dir / f"fold_{k}.npz",
                 progress,
-                validation_curve=selection,
+                score_every=curve_every if selection else (1 if test_curve else None),
+                score_keys=SCORE_KEYS["validation" if selection else "test"],
+                curve_path=out_dir / f"fold_{k}.curve.json" if selection else None,
+                curve_header={"fold": k, "fold_name": names[k], "config": config},
             )
             record.update(
                 fold=k,
@@ -261,6 +322,7 @@ def run(
             )
             write_json_atomic(record, json_path)
             ckpt.unlink(missing_ok=True)
+            (out_dir / f"fold_{k}.curve.json").unlink(missing_ok=True)  # the finished record holds it
             results.append(record)
     return results
 
@@ -333,12 +395,19 @@ def _run_fold(
     ckpt_path: Path,
     npz_path: Path,
     progress: bool,
-    validation_curve: bool = False,
+    score_every: int | None = None,
+    score_keys: tuple[str, str] = ("val_ua", "val_wa"),
+    curve_path: Path | None = None,
+    curve_header: dict | None = None,
 ) -> dict:
     """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics.
 
-    ``validation_curve`` (selection runs only, where ``test_idx`` is an inner validation
-    split) scores the validation utterances after every epoch, to choose the epoch count.
+    ``score_every`` scores the ``test_idx`` utterances every that many epochs into the history
+    under ``score_keys`` (UA, WA): in selection runs, where ``test_idx`` is an inner validation
+    split, to choose the budget; in outer runs only to measure the test-fold-selection flaw
+    (see :func:`run`). Batch-norm models get their statistics re-estimated first, as after
+    training, so that the curve measures the model that would be tested. ``curve_path``
+    receives the history so far after every epoch.
     """
     y = corpus.y
     labels = corpus.labels
@@ -355,14 +424,27 @@ def _run_fold(
         if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
             raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
         tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
-        on_epoch = None
-        if validation_curve:
+        on_epoch = after_epoch = None
+        if score_every is not None:
             val_specs = [specs[i] for i in test_idx]
+            bank = []  # built on first use: the training crops for BN re-estimation
 
             def on_epoch(epoch, model):
+                if epoch % score_every and epoch != train_cfg.epochs:
+                    return {}
+                if train_cfg.bn_stats == "recalibrate" and model_cfg.norm == "batch":
+                    if not bank:
+                        train_specs = [specs[i] for i in train_idx]
+                        bank.append(CropBank(train_specs, model_cfg.crop_frames, train_cfg.pad_mode, dev))
+                    recalibrate_batch_norm(model, bank[0], train_cfg, seed, dev)
                 s, _ = predict_utterances(model, val_specs, te_is10, train_cfg, dev)
                 m = classification_metrics(y[test_idx], s.argmax(1), labels)
-                return {"val_ua": m["ua"], "val_wa": m["wa"]}
+                return {score_keys[0]: m["ua"], score_keys[1]: m["wa"]}
+
+        if curve_path is not None:
+
+            def after_epoch(history):
+                write_json_atomic({**(curve_header or {}), "partial": True, "history": history}, curve_path)
 
         model, history = train_fold(
             model_cfg,
@@ -375,6 +457,7 @@ def _run_fold(
             checkpoint=ckpt_path,
             progress=progress,
             on_epoch=on_epoch,
+            after_epoch=after_epoch,
         )
         scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
         _write_npz_atomic(

@@ -6,12 +6,19 @@ Choices the paper leaves open, all fields of :class:`TrainConfig`:
 - λ (``lam``): not given; default 1.
 - L_AE is the *mean* absolute error per spectrogram value and L_EC the mean
   cross-entropy per crop (the paper writes sums; means keep λ independent of batch size).
-- "40 epochs": an epoch is ``crops_per_epoch`` (default 1) random crop(s) of every
-  training utterance, in shuffled batches of ``batch_size`` (default 32; not given).
+- "40 epochs" on "the dataset" of 128-frame training samples: what an epoch is, i.e. the
+  training budget, is ``crop_set`` (see :data:`CROP_SETS` and book/choices.md): by default
+  ``crops_per_epoch`` (1) fresh random crop(s) of every training utterance per epoch, in
+  shuffled batches of ``batch_size`` (default 32; not given). Each epoch record counts the
+  optimizer steps and crops seen, so budgets compare across definitions.
 - Adam with lr 1e-4, β = (0.9, 0.999) as in the paper; no weight decay, no schedule.
 - Does L_EC train the encoder? Eq. 3 names only the attention and classifier
   parameters, but the joint objective of eq. 4 is minimized end to end in the usual
   reading; ``classifier_grad_to_encoder`` (default True) makes this a switch.
+- Departures from the paper's single-stage recipe, all off by default, to keep the deep
+  branch learning once IS10 has fitted the training set: ``two_stage_epochs`` (the first
+  epochs without IS10), ``is10_dropout`` (modality dropout) and ``aux_loss`` (a deep-only
+  auxiliary classifier). See :func:`is10_for_step`.
 - Test time: every 128-frame window (hop ``window_hop``) of an utterance is classified
   without the decoder and without the label; the utterance's scores are the mean of the
   windows' softmax probabilities (``score_average="prob"``) or logits (``"logit"``).
@@ -39,6 +46,12 @@ from .model import EESR, ModelConfig
 PRECISIONS = ("auto", "fp32", "bf16")
 BN_STATS = ("recalibrate", "running")
 LR_SCHEDULES = ("constant", "cosine")
+# What one epoch passes over. "random": ``crops_per_epoch`` fresh uniform crops of every utterance,
+# drawn anew each epoch (the paper's Fig. 2 sampling; today's default). "fixed": ``crops_per_epoch``
+# crops per utterance drawn once before training and reused (a data set of training samples, as
+# Chou et al.'s pipeline indexes segments up front). "windows": every window with hop ``crop_hop``
+# of every utterance, the literal "data set" of 128-frame samples.
+CROP_SETS = ("random", "fixed", "windows")
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # "constant" (Adam at lr throughout) or "cosine" (lr -> 0 over the epochs)
     lam: float = 1.0  # λ in eq. 4
-    crops_per_epoch: int = 1
+    crops_per_epoch: int = 1  # crop_set "random" and "fixed": crops of every utterance per epoch
+    crop_set: str = "random"  # what an epoch is: see CROP_SETS
+    crop_hop: int = 64  # crop_set "windows": hop between training windows
     classifier_grad_to_encoder: bool = True
     pad_mode: str = "zero"
     window_hop: int = 64
@@ -62,6 +77,10 @@ class TrainConfig:
     # after training over the training crops with dropout off (see recalibrate_batch_norm);
     # "running": PyTorch's running averages from the training steps. No effect on IN models.
     bn_stats: str = "recalibrate"
+    # Departures from the paper (all 0 = its single-stage recipe); no effect on rows without IS10.
+    two_stage_epochs: int = 0  # (a) the first epochs train the deep branch alone (IS10 zeroed), then fused
+    is10_dropout: float = 0.0  # (b) probability that a training crop's IS10 vector is zeroed
+    aux_loss: float = 0.0  # (c) weight of a cross-entropy on the deep feature alone (its own linear head)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 2 or self.crops_per_epoch < 1:
@@ -74,6 +93,16 @@ class TrainConfig:
             raise EESRError(f"precision must be one of {PRECISIONS}, got '{self.precision}'")
         if self.bn_stats not in BN_STATS:
             raise EESRError(f"bn_stats must be one of {BN_STATS}, got '{self.bn_stats}'")
+        if self.crop_set not in CROP_SETS:
+            raise EESRError(f"crop_set must be one of {CROP_SETS}, got '{self.crop_set}'")
+        if self.crop_hop < 1:
+            raise EESRError(f"crop_hop must be >= 1, got {self.crop_hop}")
+        if not 0 <= self.is10_dropout < 1:
+            raise EESRError(f"is10_dropout must be in [0, 1), got {self.is10_dropout}")
+        if not 0 <= self.two_stage_epochs < self.epochs:
+            raise EESRError(f"two_stage_epochs must be in [0, epochs), got {self.two_stage_epochs}")
+        if self.aux_loss < 0:
+            raise EESRError(f"aux_loss must be >= 0, got {self.aux_loss}")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -134,16 +163,67 @@ def joint_loss(
 
 
 def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.device) -> tuple[float, float, float]:
-    """One optimizer step on a batch of crops; returns (L_AE, L_EC, #correct)."""
+    """One optimizer step on a batch of crops; returns (L_AE, L_EC, #correct).
+
+    With ``cfg.aux_loss`` > 0 the deep feature alone is classified too (``model.classifier.aux``)
+    and ``aux_loss`` times its cross-entropy joins the total: a departure from eq. 4."""
     with autocast(device, cfg.precision):
         z = model.encoder(x)
         recon = model.decoder(z, y)
-        logits, _ = model.classifier(z if cfg.classifier_grad_to_encoder else z.detach(), is10)
+        logits, deep = model.classifier(z if cfg.classifier_grad_to_encoder else z.detach(), is10)
+        aux_logits = model.classifier.aux(deep) if cfg.aux_loss > 0 else None
     loss, l_ae, l_ec = joint_loss(recon, x, logits, y, cfg.lam)
+    if aux_logits is not None:
+        loss = loss + cfg.aux_loss * F.cross_entropy(aux_logits.float(), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return float(l_ae.detach()), float(l_ec.detach()), float((logits.detach().argmax(1) == y).sum())
+
+
+def is10_for_step(is10: torch.Tensor | None, cfg: TrainConfig, epoch: int, gen: torch.Generator):
+    """The IS10 rows a training step sees (0-based ``epoch``): zeroed throughout the first
+    ``two_stage_epochs`` (stage one: the classifier must use the deep feature), and afterwards
+    each row zeroed with probability ``is10_dropout`` (modality dropout). Zero is the training
+    mean of the standardized features, i.e. "no information". At test time IS10 is always there.
+
+    Why: with IS10 the fused rows fit the training set by about epoch 25 and the encoder then
+    receives almost no classification gradient; both options keep the deep branch learning.
+    Random draws come from ``gen`` only when ``is10_dropout`` > 0, so the default recipe's
+    random stream is unchanged."""
+    if is10 is None:
+        return None
+    if epoch < cfg.two_stage_epochs:
+        return torch.zeros_like(is10)
+    if cfg.is10_dropout > 0:
+        keep = torch.rand(len(is10), generator=gen) >= cfg.is10_dropout
+        return is10 * keep.to(is10.device, is10.dtype).unsqueeze(1)
+    return is10
+
+
+def epoch_crops(bank: CropBank, cfg: TrainConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The fixed crop set of ``crop_set`` "fixed" or "windows" as (utterance index, start frame)
+    tensors, or None for "random" (crops drawn each epoch). "fixed" draws with its own generator
+    (``seed + 2``), so the set does not depend on where training stands."""
+    if cfg.crop_set == "random":
+        return None
+    lengths = bank.lengths.cpu().numpy()
+    if cfg.crop_set == "windows":
+        starts = [window_starts(int(length), bank.frames, cfg.crop_hop) for length in lengths]
+    else:
+        rng = np.random.default_rng(seed + 2)
+        starts = [rng.integers(0, int(length) - bank.frames + 1, size=cfg.crops_per_epoch) for length in lengths]
+    utt = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)])
+    device = bank.data.device
+    return torch.from_numpy(utt).to(device), torch.from_numpy(np.concatenate(starts).astype(np.int64)).to(device)
+
+
+def crops_per_epoch(lengths: np.ndarray, cfg: TrainConfig, frames: int = 128) -> int:
+    """How many training crops one epoch passes over, for utterances of ``lengths`` frames
+    (after padding to ``frames``): the budget of an epoch in crops, whatever ``crop_set`` is."""
+    if cfg.crop_set == "windows":
+        return int(sum(len(window_starts(max(int(n), frames), frames, cfg.crop_hop)) for n in lengths))
+    return int(len(lengths) * cfg.crops_per_epoch)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -178,14 +258,18 @@ def train_fold(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     on_epoch=None,
+    after_epoch=None,
 ) -> tuple[EESR, list[dict]]:
     """Train a fresh model on one fold's training utterances; resumes from ``checkpoint``.
 
     ``is10`` must already be standardized (see :func:`standardize_is10`). After each
     epoch the full state (model, optimizer, RNGs, loss history) is written atomically to
     ``checkpoint``, so an interrupted fold continues at the next epoch with the same
-    random stream it would have had. ``on_epoch(epoch, model, history)`` may add to the
-    epoch's history record (e.g. a validation score).
+    random stream it would have had. ``on_epoch(epoch, model)`` may return entries to add to
+    the epoch's history record (e.g. a validation score); ``after_epoch(history)`` sees the
+    history once the epoch is recorded and checkpointed (e.g. to write a partial learning curve).
+    Each record counts the optimizer ``steps`` and training ``crops_seen`` since the start of
+    training: the budget in units that do not depend on what an "epoch" was taken to mean.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -211,6 +295,7 @@ def train_fold(
     y_t = torch.as_tensor(y, dtype=torch.long, device=device)
     is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
     n = len(specs)
+    crop_set = epoch_crops(bank, cfg, seed)  # None: fresh random crops each epoch
     bar = tqdm(
         range(start_epoch, cfg.epochs),
         desc="epochs",
@@ -223,25 +308,35 @@ def train_fold(
         t_epoch = time.perf_counter()
         model.train()
         set_epoch_lr(opt, cfg, epoch)
-        order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
+        if crop_set is None:
+            order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
+        else:
+            order = torch.randperm(len(crop_set[0]), generator=gen).to(device)
         sums = np.zeros(3)
-        seen = 0
+        seen = steps = 0
         for b in range(0, len(order), cfg.batch_size):
-            idx = order[b : b + cfg.batch_size]
-            if len(idx) < 2:  # a batch of one would break batch norm in the BN ablation
+            pick = order[b : b + cfg.batch_size]
+            if len(pick) < 2:  # a batch of one would break batch norm in the BN ablation
                 continue
-            x = bank.random_crops(idx, gen)
-            l_ae, l_ec, correct = train_step(
-                model, opt, x, y_t[idx], is10_t[idx] if is10_t is not None else None, cfg, device
-            )
+            if crop_set is None:
+                idx = pick
+                x = bank.random_crops(idx, gen)
+            else:
+                idx = crop_set[0][pick]
+                x = bank.gather(idx, crop_set[1][pick])
+            is10_b = is10_for_step(is10_t[idx] if is10_t is not None else None, cfg, epoch, gen)
+            l_ae, l_ec, correct = train_step(model, opt, x, y_t[idx], is10_b, cfg, device)
             sums += (l_ae * len(idx), l_ec * len(idx), correct)
             seen += len(idx)
+            steps += 1
         record = {
             "epoch": epoch + 1,
             "loss_ae": float(sums[0] / seen),
             "loss_ec": float(sums[1] / seen),
             "loss_total": float((sums[0] + cfg.lam * sums[1]) / seen),
             "train_crop_acc": float(100 * sums[2] / seen),
+            "steps": steps + (history[-1].get("steps", 0) if history else 0),
+            "crops_seen": seen + (history[-1].get("crops_seen", 0) if history else 0),
             "precision": precision,
             "seconds": round(time.perf_counter() - t_epoch, 2),  # kept across resumes: the fold's true cost
         }
@@ -262,6 +357,8 @@ def train_fold(
                 },
                 Path(checkpoint),
             )
+        if after_epoch is not None:
+            after_epoch(history)
     if cfg.bn_stats == "recalibrate":
         recalibrate_batch_norm(model, bank, cfg, seed, device)
     return model, history

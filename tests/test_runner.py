@@ -151,8 +151,8 @@ def test_configs_written_before_an_option_existed_still_match():
 
     new = {
         "dataset": "x",
-        "model": {"pooling": "mean", "is10_scale": 1.0},
-        "train": {"lam": 1.0, "lr_schedule": "constant"},
+        "model": {"pooling": "mean", "is10_scale": 1.0, "aux_head": False},
+        "train": {"lam": 1.0, "lr_schedule": "constant", "crop_set": "random"},
     }
     old = {"dataset": "x", "model": {"pooling": "mean"}, "train": {"lam": 1.0, "eval_batch_size": 8}}
     assert set(ADDED_LATER["model"]) <= set(new["model"])
@@ -239,3 +239,72 @@ def test_a_resumed_fold_counts_the_epochs_trained_before_the_interruption(tmp_pa
     assert _wall_time(10.0, _checkpoint_history(ckpt)) == {"wall_time_s": 71.5, "resumed_after_epoch": 2}
     old = _wall_time(10.0, [{"epoch": 1}])
     assert old["wall_time_s"] == 10.0 and "undercounts" in old["wall_time_note"]
+
+
+def test_learning_curve_scores_sparsely_counts_steps_and_leaves_a_partial_curve(mini, tmp_path, monkeypatch):
+    """A long selection run scores validation every `curve_every` epochs (and after the last), re-estimates
+    BN statistics before each score, and leaves fold_<k>.curve.json after every epoch until it finishes."""
+    seen_partial, calls = [], []
+    real_write, real_recal = runner.write_json_atomic, runner.recalibrate_batch_norm
+
+    def spy_write(obj, path):
+        if path.name.endswith(".curve.json"):
+            seen_partial.append((obj["partial"], len(obj["history"]), obj["fold"]))
+        real_write(obj, path)
+
+    def spy_recal(*a, **k):
+        calls.append(1)
+        return real_recal(*a, **k)
+
+    monkeypatch.setattr(runner, "write_json_atomic", spy_write)
+    monkeypatch.setattr(runner, "recalibrate_batch_norm", spy_recal)
+    (rec,) = _run(mini, tmp_path, "ae-os", folds_to_run=[0], epochs=3, selection=True, curve_every=2)
+    hist = rec["history"]
+    assert [("val_ua" in h) for h in hist] == [False, True, True]  # epochs 2 and 3 (the last)
+    assert seen_partial == [(True, 1, 0), (True, 2, 0), (True, 3, 0)]
+    assert len(calls) == 2  # before each of the two scores (train_fold re-estimates once more at the end)
+    steps_per_epoch = hist[0]["steps"]
+    assert [h["steps"] for h in hist] == [steps_per_epoch * e for e in (1, 2, 3)]
+    assert hist[-1]["crops_seen"] == 3 * hist[0]["crops_seen"]
+    assert not list((tmp_path / "emodb_mini" / "kfold5+inner" / "ae-os").glob("*.curve.json"))
+    with pytest.raises(EESRError, match="curve_every"):
+        _run(mini, tmp_path, "ae-os", folds_to_run=[0], epochs=3, selection=True, curve_every=0)
+
+
+def test_outer_test_curve_is_recorded_but_changes_nothing(mini, tmp_path):
+    """The test score of every epoch is kept for the test-fold-selection demonstration; training and the
+    final scores are those of the same run without it, and a selection run refuses it."""
+    (plain,) = _run(mini, tmp_path / "a", folds_to_run=[1], epochs=2)
+    (curve,) = _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2, test_curve=True)
+    keys = runner.SCORE_KEYS["test"]
+    assert all(k in h for h in curve["history"] for k in keys)
+    assert curve["history"][-1][keys[0]] == curve["metrics"]["ua"]  # the last epoch is the fold's score
+    assert [p["scores"] for p in curve["predictions"]] == [p["scores"] for p in plain["predictions"]]
+    drop = ("seconds", *keys)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in curve["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in plain["history"]
+    ]
+    with pytest.raises(EESRError, match="test_curve"):
+        _run(mini, tmp_path, folds_to_run=[1], epochs=1, test_curve=True, selection=True)
+
+
+def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path):
+    from eesr_lib import plan
+
+    runs = plan.budget_runs(type("C", (), {"name": "emodb"})())
+    curves = [r for r in runs if r.tag == "budget"]
+    assert [r.variant for r in curves] == ["ae-os+ee+in", "ae-os", "ae+ee+in"] and all(r.selection for r in curves)
+    assert {r.epochs for r in curves} == {plan.CURVE_MULTIPLE * plan.PAPER_EPOCHS}
+    selection = [r for r in runs if r.selection]
+    assert {r.tag for r in selection} >= {f"budget{plan.CHOSEN_MULTIPLE}x-{d}" for d in plan.DEPARTURES}
+    outer = [r for r in runs if not r.selection]
+    assert all(r.test_curve for r in outer)  # every outer run records its test curve, none chooses on it
+    assert runs.index(selection[-1]) < runs.index(outer[0])  # choose first, then test
+    assert plan.budget_runs(mini) == []
+    # status of any run list: a selection run's folds live under <protocol>+inner/<variant>@<tag>
+    run = plan.Run("kfold5", "is10+svm", "t", selection=True, folds=(1, 2))
+    runner.run(
+        "emodb_mini", "kfold5", "is10+svm", corpus=mini, results_dir=tmp_path, progress=False, **run.run_kwargs()
+    )
+    (row,) = plan.status(mini, tmp_path, runs=[run]).itertuples()
+    assert (row.protocol, row.variant, row.done, row.folds, row.left) == ("kfold5+inner", "is10+svm@t", 2, 2, "-")

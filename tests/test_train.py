@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from eesr_lib.crops import CropBank
+from eesr_lib.errors import EESRError
 from eesr_lib.features import corpus_features
 from eesr_lib.model import EESR, ModelConfig
 from eesr_lib.train import (
@@ -179,3 +180,72 @@ def test_train_fold_recalibrates_batch_norm_only_when_asked(feats):
     assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])  # the same training
     first_bn = [m.encoder.norms[0].running_var for m in runs.values()]
     assert not torch.allclose(first_bn[0], first_bn[1])  # different test-time statistics
+
+
+def test_crop_sets_define_what_an_epoch_is(feats):
+    """ "fixed" reuses one drawn crop set, "windows" is every window with hop crop_hop; the steps and
+    crops each epoch records match crops_per_epoch(), the budget in crops."""
+    from eesr_lib.crops import window_starts
+    from eesr_lib.train import crops_per_epoch, epoch_crops
+
+    specs = feats[0][:16]
+    bank = CropBank(specs)
+    lengths = bank.lengths.numpy()
+    assert epoch_crops(bank, TrainConfig(), 0) is None  # "random": drawn anew every epoch
+    fixed = TrainConfig(crop_set="fixed", crops_per_epoch=3)
+    u1, s1 = epoch_crops(bank, fixed, 0)
+    u2, s2 = epoch_crops(bank, fixed, 0)
+    assert torch.equal(s1, s2) and len(u1) == 48 and (np.bincount(u1.numpy()) == 3).all()
+    assert ((s1 >= 0) & (s1 <= bank.lengths[u1] - 128)).all()
+    win = TrainConfig(crop_set="windows", crop_hop=32)
+    u, s = epoch_crops(bank, win, 0)
+    assert len(u) == sum(len(window_starts(int(n), 128, 32)) for n in lengths) == crops_per_epoch(lengths, win)
+    assert crops_per_epoch(lengths, fixed) == 48
+    for cfg in (fixed, win):
+        short = replace_cfg(cfg, epochs=2)
+        _, hist = train_fold(ModelConfig(), short, specs, feats[1][:16], feats[2][:16], progress=False)
+        n = crops_per_epoch(lengths, cfg) - (crops_per_epoch(lengths, cfg) % 8 == 1)  # a batch of one is skipped
+        assert [h["crops_seen"] for h in hist] == [n, 2 * n]
+        assert hist[1]["steps"] == 2 * hist[0]["steps"] > 0
+    with pytest.raises(EESRError, match="crop_set"):
+        TrainConfig(crop_set="all")
+
+
+def replace_cfg(cfg, **kw):
+    from dataclasses import replace
+
+    return replace(cfg, batch_size=8, precision="fp32", **kw)
+
+
+def test_is10_departures_zero_is10_when_asked_and_leave_the_default_alone():
+    from eesr_lib.train import is10_for_step
+
+    is10 = torch.ones(1000, 5)
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    assert is10_for_step(is10, TrainConfig(), 0, gen) is is10
+    assert torch.equal(gen.get_state(), state)  # the paper's recipe draws nothing extra
+    two = TrainConfig(two_stage_epochs=3)
+    assert is10_for_step(is10, two, 2, gen).abs().sum() == 0 and is10_for_step(is10, two, 3, gen) is is10
+    kept = is10_for_step(is10, TrainConfig(is10_dropout=0.3), 0, gen)[:, 0]
+    assert set(kept.tolist()) == {0.0, 1.0} and 0.25 < 1 - kept.mean() < 0.35
+    for bad in ({"is10_dropout": 1.0}, {"two_stage_epochs": 40}, {"aux_loss": -1}):
+        with pytest.raises(EESRError):
+            TrainConfig(**bad)
+
+
+def test_aux_loss_trains_a_deep_only_head_that_the_paper_recipe_lacks(feats):
+    from eesr_lib.runner import configs
+
+    m_cfg, t_cfg = configs("ae+ee+in", 7, {"aux_loss": 0.5, "precision": "fp32", "batch_size": 8, "epochs": 1})
+    assert m_cfg.aux_head and configs("ae+ee+in", 7)[0].aux_head is False
+    specs, is10, y = feats
+    torch.manual_seed(0)
+    model = EESR(m_cfg)
+    before = model.classifier.aux.weight.detach().clone()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    idx = torch.arange(8)
+    x = CropBank(specs[:8]).random_crops(idx, torch.Generator().manual_seed(0))
+    train_step(model, opt, x, torch.as_tensor(y[:8]), torch.as_tensor(is10[:8]), t_cfg, torch.device("cpu"))
+    assert not torch.equal(before, model.classifier.aux.weight)  # the auxiliary loss reached its head
+    assert EESR(ModelConfig()).classifier.aux is None
