@@ -13,6 +13,8 @@ off directly: AE+EE,IN minus IS10+MLP is what the deep feature adds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,8 +64,16 @@ def mlp_scores(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    on_epoch: Callable[[int, torch.nn.Module], dict | None] | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Softmax scores of the Table 3 head trained on IS10 only (already standardized)."""
+    """Softmax scores of the Table 3 head trained on IS10 only (already standardized).
+
+    ``on_epoch(epoch, head)``, if given, is called after every epoch (1-based) with the head in
+    eval mode; what it returns is added to that epoch's history record. It exists to *measure*
+    (e.g. the per-epoch test curve of :mod:`eesr_lib.flaws`), never to choose: it must not draw
+    from torch's global random generator (eval mode draws nothing), so that the training, and the
+    scores returned, are the same with or without it.
+    """
     torch.manual_seed(seed)
     device = torch.device(device)
     head = classifier_head(train_x.shape[1], model_cfg).to(device)
@@ -85,6 +95,9 @@ def mlp_scores(
             opt.step()
             total += float(loss.detach()) * len(idx)
         history.append({"epoch": epoch + 1, "loss_ec": total / len(x)})
+        if on_epoch is not None:
+            head.eval()
+            history[-1].update(on_epoch(epoch + 1, head) or {})
     head.eval()
     with torch.no_grad():
         scores = head(model_cfg.is10_scale * torch.as_tensor(test_x, device=device)).softmax(1).cpu().numpy()

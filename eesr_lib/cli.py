@@ -1,4 +1,5 @@
-"""``eesr`` command line (also ``python -m eesr_lib``): corpus, features, download, run, replicate, report."""
+"""``eesr`` command line (also ``python -m eesr_lib``): corpus, features, download, run, replicate, report,
+and for one's own recordings train, predict, export."""
 
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         selection=args.inner,
         curve_every=args.curve_every,
         test_curve=args.test_curve,
+        keep_weights=args.keep_weights,
     )
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
@@ -158,6 +160,73 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(format_summary(df))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from .bundle import train_bundle
+
+    overrides = {**_parse_set(args.set), **({"precision": "fp32"} if args.fp32 else {})}
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    out = train_bundle(
+        args.dataset,
+        args.variant,
+        args.out,
+        data_root=args.data_root,
+        overrides=overrides,
+        seed=args.seed,
+        device=args.device,
+        weights_dtype="bf16" if args.bf16 else "fp32",
+    )
+    print(f"model bundle: {out}")
+
+
+PREDICT_EPILOG = """\
+INPUT: audio files (any format libsndfile reads, any sample rate or channel count: converted
+to 16 kHz mono), folders (searched recursively for .wav, .flac, .ogg) or manifest .csv files
+(a 'path' column, relative to the CSV; an optional 'id' column). Utterances shorter than one
+128-frame window are padded as in training.
+
+A file that cannot be predicted (not audio, empty, missing) gets one line on stderr and is
+skipped; the others are still predicted. Exit status: 0 if at least one file was predicted,
+2 if none could be (or the model bundle cannot be loaded).
+"""
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from .bundle import load_bundle
+    from .predict import find_inputs, predict_files, write_csv, write_json, write_table
+
+    if not args.verbose:  # one line per converted file would bury the results
+        logging.getLogger("eesr_lib.audio").setLevel(logging.WARNING)
+    bundle = load_bundle(args.model)
+    failed = []
+
+    def on_error(msg: str) -> None:
+        failed.append(msg)
+        tqdm.write(f"eesr: skipped: {msg}", file=sys.stderr)
+
+    inputs, many = find_inputs(args.inputs, on_error)
+    records = predict_files(bundle, inputs, on_error, progress=None if many else False, timeline=args.timeline)
+    if not records:
+        raise EESRError(f"nothing could be predicted ({len(failed)} input(s) failed, see above)")
+    if args.json:
+        write_json(records, bundle.labels)
+    elif args.csv:
+        write_csv(records, bundle.labels, timeline=args.timeline)
+    else:
+        write_table(records, bundle.labels, timeline=args.timeline)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .bundle import export_onnx
+
+    out = export_onnx(args.onnx, args.out)
+    print(f"ONNX model: {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .protocols import PROTOCOLS
     from .runner import VARIANTS
@@ -218,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record the test fold's score after every epoch (to measure test-fold selection; never used to choose)",
     )
+    sp.add_argument(
+        "--keep-weights",
+        action="store_true",
+        help="also write each fold's trained model as a bundle, fold_<k>.bundle/ (folds computed by this call)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(
@@ -238,6 +312,54 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--log-dir", default="logs", help="with --workers: where each worker's output goes")
     sp.set_defaults(func=cmd_replicate)
+
+    sp = sub.add_parser(
+        "train",
+        help="train a variant on every utterance of a corpus and write a model bundle (for eesr predict / export)",
+    )
+    data_args(sp)
+    sp.add_argument("--variant", default="ae+ee+in", choices=[v for v, s in VARIANTS.items() if "baseline" not in s])
+    sp.add_argument("--epochs", type=int, default=None, help="default 40 (the paper)")
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--out", default=None, help="bundle folder to write (default: <dataset>-<variant>.bundle)")
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
+    sp.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16 autocast where native)")
+    sp.add_argument("--bf16", action="store_true", help="store the weights in bf16: half the size, not exact")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser(
+        "predict",
+        help="class probabilities of audio files, folders or manifests with a model bundle",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sp.add_argument(
+        "--model", required=True, metavar="BUNDLE", help="a model bundle (eesr train, eesr run --keep-weights)"
+    )
+    sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder or manifest .csv")
+    fmt = sp.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout (default: an aligned table)")
+    fmt.add_argument("--json", action="store_true", help="JSON on stdout")
+    sp.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also each window's probabilities (1.6 s windows for 128 frames), by start time in seconds "
+        "(CSV: one row per window)",
+    )
+    sp.add_argument("--verbose", action="store_true", help="log each resampling / channel averaging")
+    sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("export", help="export a model bundle for other runtimes: --onnx")
+    sp.add_argument(
+        "--onnx",
+        required=True,
+        metavar="BUNDLE",
+        help="write BUNDLE's test-time network (encoder + classifier) as ONNX, dynamic batch",
+    )
+    sp.add_argument("--out", default=None, help="ONNX file to write (default: the bundle's name with .onnx)")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("report", help="print the table of every result present")
     sp.add_argument("--results", default="results")

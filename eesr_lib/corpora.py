@@ -204,30 +204,74 @@ def load_iemocap(root: str | Path) -> Corpus:
     return Corpus("iemocap", IEMOCAP_LABELS, _table(rows, "iemocap", root))
 
 
-def load_manifest(csv_path: str | Path, labels: tuple[str, ...] | None = None) -> Corpus:
-    """Any corpus from a CSV with columns ``path,label,speaker`` (optional ``session``, ``id``).
+def read_manifest(
+    csv_path: str | Path, required: tuple[str, ...] = ("path",), check_files: bool = True
+) -> pd.DataFrame:
+    """A manifest CSV as a table with absolute ``path`` and a unique ``id`` per row.
 
-    Paths are relative to the CSV's folder. The label order is ``labels`` if given, else
-    sorted label names, so that class indices are reproducible.
+    Columns are found by name (order does not matter; names are stripped of spaces, a UTF-8
+    byte-order mark is skipped) and columns other than those used are ignored. Paths are
+    relative to the CSV's folder (absolute ones are taken as they are) and may hold spaces
+    and any letters. Without an ``id`` column (or where its cell is empty) an utterance's id
+    is its path relative to the manifest as written there, e.g. ``spk1/001.wav``: unique
+    unless the same file is listed twice. An explicit ``id`` column wins; a duplicate id,
+    explicit or not, is an error naming both rows. ``check_files``: a missing file is an
+    error here (else the caller meets it when reading the audio).
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise EESRError(f"Manifest not found: {csv_path}")
-    table = pd.read_csv(csv_path, dtype=str)
-    missing = {"path", "label", "speaker"} - set(table.columns)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EESRError(f"Manifest {csv_path} is not a readable UTF-8 CSV file: {exc}") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = set(required) - set(table.columns)
     if missing:
-        raise EESRError(f"Manifest {csv_path} lacks column(s) {sorted(missing)}; it needs path,label,speaker")
+        raise EESRError(f"Manifest {csv_path} lacks column(s) {sorted(missing)}; it needs {','.join(required)}")
     if table.empty:
         raise EESRError(f"Manifest {csv_path} has no rows")
+    empty = table["path"].isna()
+    if empty.any():
+        raise EESRError(f"Manifest {csv_path}: line {int(empty.to_numpy().argmax()) + 2} has no path")
+    folder = os.path.abspath(csv_path.parent)
+    # the id: the path as the manifest names it, normalized, relative to the CSV (symlinks not followed)
+    relative = [
+        Path(os.path.relpath(os.path.normpath(os.path.join(folder, p)), folder)).as_posix() for p in table["path"]
+    ]
     table["path"] = [str((csv_path.parent / p).resolve()) for p in table["path"]]
-    for p in table["path"]:
-        if not Path(p).is_file():
-            raise EESRError(f"Manifest {csv_path} names a missing audio file: {p}")
-    if "id" not in table.columns:
-        table["id"] = [Path(p).stem for p in table["path"]]
-    if table["id"].duplicated().any():
-        dup = table.loc[table["id"].duplicated(), "id"].iloc[0]
-        raise EESRError(f"Manifest {csv_path}: utterance id '{dup}' appears twice; add a unique 'id' column")
+    if check_files:
+        for p in table["path"]:
+            if not Path(p).is_file():
+                raise EESRError(f"Manifest {csv_path} names a missing audio file: {p}")
+    if "id" in table.columns:
+        table["id"] = [i.strip() if isinstance(i, str) and i.strip() else r for i, r in zip(table["id"], relative)]
+    else:
+        table["id"] = relative
+    dup = table["id"].duplicated(keep=False)
+    if dup.any():
+        first = table.loc[dup, "id"].iloc[0]
+        a, b = table.index[table["id"] == first][:2]
+        raise EESRError(
+            f"Manifest {csv_path}: lines {a + 2} and {b + 2} have the same utterance id '{first}' "
+            f"({table.at[a, 'path']}, {table.at[b, 'path']}); ids must be unique"
+        )
+    return table
+
+
+def load_manifest(csv_path: str | Path, labels: tuple[str, ...] | None = None) -> Corpus:
+    """Any corpus from a CSV with columns ``path,label,speaker`` (optional ``session``, ``id``).
+
+    Paths are relative to the CSV's folder; ids, column order, extra columns: see
+    :func:`read_manifest`. The label order is ``labels`` if given, else sorted label names,
+    so that class indices are reproducible.
+    """
+    csv_path = Path(csv_path)
+    table = read_manifest(csv_path, required=("path", "label", "speaker"))
+    for col in ("label", "speaker"):
+        empty = table[col].isna()
+        if empty.any():
+            raise EESRError(f"Manifest {csv_path}: line {int(empty.to_numpy().argmax()) + 2} has no {col}")
     if "session" in table.columns:
         table["session"] = table["session"].astype(int)
     found = sorted(table["label"].unique())

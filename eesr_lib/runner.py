@@ -6,6 +6,7 @@ Layout of what a run writes (``results_dir`` defaults to ``results/``)::
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.npz    deep features (float16), emotion embeddings
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.<cfg>.ckpt.pt  while a fold trains (git-ignored)
     results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.lock  while a fold trains (git-ignored)
+    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.bundle/  with keep_weights: the fold's model (eesr_lib.bundle)
 
 A fold's ``.json`` is written last and atomically: it exists only for a finished fold, and
 a rerun skips it. While a fold computes, its process holds an exclusive lock on
@@ -224,6 +225,7 @@ def run(
     selection: bool = False,
     curve_every: int = 1,
     test_curve: bool = False,
+    keep_weights: bool = False,
 ) -> list[dict]:
     """Run (or reuse) the folds of one experiment; returns each requested fold's result dict,
     except folds another process is computing at the time (they are skipped, see the module).
@@ -243,6 +245,9 @@ def run(
     history as ``test_ua_not_for_selection`` / ``test_wa_not_for_selection``. Nothing reads it
     to choose anything: it exists to *measure* what choosing on the test folds would report (a
     demonstration of that flaw, eesr_lib.flaws). Training is unchanged by it.
+
+    ``keep_weights``: each fold computed by this call also writes its trained model as a bundle
+    (:mod:`eesr_lib.bundle`) to ``fold_<k>.bundle/``, before its ``.json``.
     """
     if protocol not in PROTOCOLS:
         raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
@@ -250,6 +255,8 @@ def run(
         raise EESRError(f"curve_every must be >= 1, got {curve_every}")
     if test_curve and selection:
         raise EESRError("test_curve is for outer runs; a selection run scores its validation split instead")
+    if keep_weights and "baseline" in VARIANTS.get(variant, {}):
+        raise EESRError(f"--keep-weights keeps a network's weights; variant '{variant}' has none")
     corpus = corpus or load_corpus(dataset, data_root)
     overrides = dict(overrides or {})
     if epochs is not None:
@@ -279,6 +286,8 @@ def run(
         json_path = out_dir / f"fold_{k}.json"
         if json_path.exists() and not force:
             results.append(_finished(json_path, config))
+            if keep_weights and not (out_dir / f"fold_{k}.bundle").exists():
+                log.warning("%s fold %d finished earlier without its weights: --force recomputes it", out_dir, k)
             continue
         with fold_claim(out_dir / f"fold_{k}.lock") as claimed:
             if not claimed:
@@ -312,6 +321,7 @@ def run(
                 score_keys=SCORE_KEYS["validation" if selection else "test"],
                 curve_path=out_dir / f"fold_{k}.curve.json" if selection else None,
                 curve_header={"fold": k, "fold_name": names[k], "config": config},
+                bundle_path=out_dir / f"fold_{k}.bundle" if keep_weights else None,
             )
             record.update(
                 fold=k,
@@ -399,6 +409,7 @@ def _run_fold(
     score_keys: tuple[str, str] = ("val_ua", "val_wa"),
     curve_path: Path | None = None,
     curve_header: dict | None = None,
+    bundle_path: Path | None = None,
 ) -> dict:
     """Train on ``train_idx`` and score ``test_idx``; the test labels are used only for metrics.
 
@@ -468,6 +479,14 @@ def _run_fold(
             emotion_embeddings=model.emotion_embeddings().cpu().numpy().astype(np.float32),
         )
         extra["features_file"] = npz_path.name
+        if bundle_path is not None:
+            from .bundle import save_bundle
+
+            header = curve_header or {}
+            info = {"dataset": corpus.name, "protocol": protocol, "variant": variant, "seed": seed}
+            info.update(fold=header.get("fold"), fold_name=header.get("fold_name"), utterances=int(len(train_idx)))
+            save_bundle(bundle_path, model, labels, train_cfg, is10[train_idx], info=info, device=dev)
+            extra["bundle"] = bundle_path.name
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     pred = scores.argmax(1)

@@ -299,7 +299,8 @@ def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path)
     assert {r.tag for r in selection} >= {f"budget{plan.CHOSEN_MULTIPLE}x-{d}" for d in plan.DEPARTURES}
     outer = [r for r in runs if not r.selection]
     assert all(r.test_curve for r in outer)  # every outer run records its test curve, none chooses on it
-    assert runs.index(selection[-1]) < runs.index(outer[0])  # choose first, then test
+    assert runs.index(curves[-1]) < runs.index(outer[0])  # the budget is chosen on the curves first
+    assert [r.variant for r in outer[:5]] == ["ae+ee+in", "ae", "ae+ee", "ae-os", "ae-os+ee+in"]
     assert plan.budget_runs(mini) == []
     # status of any run list: a selection run's folds live under <protocol>+inner/<variant>@<tag>
     run = plan.Run("kfold5", "is10+svm", "t", selection=True, folds=(1, 2))

@@ -1,0 +1,120 @@
+"""Learning curves against the training budget, and what they say (book chapter 8).
+
+The question: were the book's verdicts at "40 epochs" those of an undertrained deep branch?
+A learning-curve run (``eesr replicate --budget``, tag ``budget``) trains one inner split for
+16x today's optimizer steps and scores the inner validation split every few epochs. With the
+paper's constant learning rate (Adam, 1e-4, no schedule) the model after *s* steps of a long run
+is the model a run of budget *s* would have ended with, so one long run gives the whole curve.
+(With a decaying schedule this would not hold.)
+
+Budgets are counted in optimizer steps and expressed as a multiple of today's: 40 epochs of one
+random crop of every training utterance. Everything here reads result files; nothing trains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .runner import fold_dir
+
+TODAY_EPOCHS = 40  # today's budget: 40 epochs x 1 random crop per training utterance
+# A curve "gains nothing over the last doubling" when the validation UA of its last quarter of
+# steps beats that of the quarter ending at half the steps by less than this (UA points). One
+# inner validation split of EMODB holds ~86 utterances: one utterance is ~1.2 points of UA.
+NO_GAIN_UA = 1.0
+
+
+def load_curve_records(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str) -> list[dict]:
+    """Every fold of one selection run: the finished ``fold_<k>.json``, else the partial
+    ``fold_<k>.curve.json`` an unfinished run leaves after each epoch (marked ``partial``)."""
+    folder = fold_dir(results_dir, dataset, protocol + "+inner", variant, tag)
+    out = []
+    for k in sorted({int(p.name.split("_")[1].split(".")[0]) for p in folder.glob("fold_*.json")}):
+        done = folder / f"fold_{k}.json"
+        rec = json.loads((done if done.exists() else folder / f"fold_{k}.curve.json").read_text())
+        out.append({**rec, "partial": not done.exists()})
+    return out
+
+
+def curve_frame(records: list[dict], variant: str) -> pd.DataFrame:
+    """One row per epoch of each record: steps, the budget multiple, training and validation scores.
+
+    ``multiple`` is steps divided by the steps of the first :data:`TODAY_EPOCHS` epochs of the same
+    fold, i.e. how many times today's budget the model has had at that point."""
+    rows = []
+    for rec in records:
+        hist = rec["history"]
+        steps_per_epoch = hist[0]["steps"] if hist and "steps" in hist[0] else None
+        for h in hist:
+            steps = h.get("steps", steps_per_epoch * h["epoch"] if steps_per_epoch else np.nan)
+            rows.append(
+                {
+                    "variant": variant,
+                    "fold": rec["fold"],
+                    "partial": rec.get("partial", False),
+                    "epoch": h["epoch"],
+                    "steps": steps,
+                    "multiple": steps / (steps_per_epoch * TODAY_EPOCHS) if steps_per_epoch else np.nan,
+                    "train_crop_acc": h["train_crop_acc"],
+                    "loss_ec": h["loss_ec"],
+                    "loss_ae": h["loss_ae"],
+                    "val_ua": h.get("val_ua", np.nan),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def load_curves(
+    results_dir: str | Path, dataset: str, variants: list[str], protocol: str = "kfold5", tag: str = "budget"
+) -> pd.DataFrame:
+    """:func:`curve_frame` of every variant's learning-curve run (empty where none has run)."""
+    frames = [curve_frame(load_curve_records(results_dir, dataset, protocol, v, tag), v) for v in variants]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def mean_val_ua(points: pd.DataFrame, lo: float, hi: float) -> float:
+    """Mean validation UA of the scored points with ``lo < multiple <= hi`` (NaN if none)."""
+    sel = points[(points.multiple > lo) & (points.multiple <= hi)].val_ua.dropna()
+    return float(sel.mean()) if len(sel) else float("nan")
+
+
+def doubling_gain(points: pd.DataFrame) -> dict:
+    """What the last doubling of steps bought one curve (one variant, one fold).
+
+    Compares the mean validation UA over the last quarter of the steps reached (``m``: multiples in
+    ``(3m/4, m]``) with the quarter that ends at half of them (``(3m/8, m/2]``). Averaging several
+    scored points damps the jitter of a small validation split. ``plateau`` is True when the gain is
+    below :data:`NO_GAIN_UA`.
+    """
+    scored = points.dropna(subset=["val_ua"])
+    if scored.empty:
+        return {"reached": float("nan"), "ua_half": float("nan"), "ua_end": float("nan"), "gain": float("nan")}
+    m = float(scored.multiple.max())
+    half, end = mean_val_ua(scored, 3 * m / 8, m / 2), mean_val_ua(scored, 3 * m / 4, m)
+    gain = end - half
+    return {"reached": m, "ua_half": half, "ua_end": end, "gain": gain, "plateau": bool(gain < NO_GAIN_UA)}
+
+
+def ua_at_multiple(points: pd.DataFrame, multiple: float) -> float:
+    """Validation UA around ``multiple`` x today's steps: the mean of the scored points within a
+    quarter of it on either side (a budget's score, damped like :func:`doubling_gain`)."""
+    return mean_val_ua(points.dropna(subset=["val_ua"]), 0.75 * multiple, 1.25 * multiple)
+
+
+def curve_summary(curves: pd.DataFrame, multiples: tuple[float, ...] = (1, 2, 4, 8, 16)) -> pd.DataFrame:
+    """One row per variant and fold: validation UA at each budget multiple reached, and the last doubling."""
+    rows = []
+    for (variant, fold), pts in curves.groupby(["variant", "fold"], sort=False):
+        g = doubling_gain(pts)
+        row = {"variant": variant, "fold": fold, "partial": bool(pts.partial.any()), "reached_x": g["reached"]}
+        for m in multiples:
+            row[f"val_UA_{m:g}x"] = ua_at_multiple(pts, m) if m <= g["reached"] * 1.0001 else float("nan")
+        row |= {"last_doubling_gain": g["gain"], "plateau": g.get("plateau")}
+        row["train_crop_acc_end"] = float(pts.train_crop_acc.iloc[-5:].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)

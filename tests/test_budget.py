@@ -1,0 +1,56 @@
+"""Learning-curve reading (eesr_lib.budget) on made-up records: the verdicts are functions of results."""
+
+import json
+
+import numpy as np
+import pytest
+
+from eesr_lib import budget
+
+
+def _record(fold, ua_of_epoch, epochs, steps_per_epoch=11, every=10, partial_file=False):
+    hist = []
+    for e in range(1, epochs + 1):
+        h = {
+            "epoch": e,
+            "steps": steps_per_epoch * e,
+            "train_crop_acc": min(100.0, e),
+            "loss_ec": 1 / e,
+            "loss_ae": 0.1,
+        }
+        if e % every == 0:
+            h["val_ua"] = ua_of_epoch(e)
+        hist.append(h)
+    return {"fold": fold, "history": hist}
+
+
+def test_multiples_count_steps_against_todays_budget():
+    df = budget.curve_frame([_record(0, lambda e: 50.0, 80)], "ae-os")
+    assert df.multiple.iloc[39] == pytest.approx(1.0) and df.multiple.iloc[-1] == pytest.approx(2.0)
+    assert df.val_ua.notna().sum() == 8
+
+
+def test_a_rising_curve_gains_and_a_flat_one_is_a_plateau():
+    rising = budget.curve_frame([_record(0, lambda e: 40 + 10 * np.log2(e / 10), 640)], "v")
+    g = budget.doubling_gain(rising)
+    assert g["reached"] == pytest.approx(16) and g["gain"] > 5 and g["plateau"] is False
+    flat = budget.curve_frame([_record(0, lambda e: 60.0 + 0.1 * (e % 20 == 0), 640)], "v")
+    assert budget.doubling_gain(flat)["plateau"] is True
+    # the score "at 8x" averages the points within a quarter of 8x, not just one noisy point
+    window = range(250, 401, 10)  # 6x < multiple <= 10x
+    assert budget.ua_at_multiple(rising, 8) == pytest.approx(np.mean([40 + 10 * np.log2(e / 10) for e in window]))
+
+
+def test_summary_leaves_budgets_not_reached_empty_and_reads_partial_curves(tmp_path):
+    folder = tmp_path / "emodb" / "kfold5+inner" / "ae-os@budget"
+    folder.mkdir(parents=True)
+    (folder / "fold_0.curve.json").write_text(
+        json.dumps({**_record(0, lambda e: 50.0 + e / 100, 200), "partial": True})
+    )
+    (folder / "fold_1.json").write_text(json.dumps(_record(1, lambda e: 55.0, 640)))
+    curves = budget.load_curves(tmp_path, "emodb", ["ae-os", "ae-os+ee+in"])
+    assert set(curves.variant) == {"ae-os"}  # no run of the other variant yet: no rows, no error
+    s = budget.curve_summary(curves).set_index("fold")
+    assert bool(s.loc[0, "partial"]) and not bool(s.loc[1, "partial"])
+    assert s.loc[0, "reached_x"] == pytest.approx(5.0) and np.isnan(s.loc[0, "val_UA_8x"])
+    assert s.loc[1, "val_UA_16x"] == pytest.approx(55.0) and bool(s.loc[1, "plateau"])
