@@ -151,9 +151,17 @@ def _spawn_workers(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from .corpora import load_corpus
     from .report import format_summary, summary
 
-    df = summary(args.results)
+    speakers = {}
+    for dataset in sorted({p.name for p in Path(args.results).glob("*") if p.is_dir()}):
+        try:  # speakers come from the corpus itself; without it, intervals resample utterances
+            table = load_corpus(dataset, args.data_root).table
+            speakers[dataset] = table.set_index("id")["speaker"]
+        except EESRError:
+            pass
+    df = summary(args.results, speakers=speakers, n_boot=0 if args.no_intervals else args.n_boot)
     if args.csv:
         df.to_csv(sys.stdout, index=False)
     else:
@@ -364,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="print the table of every result present")
     sp.add_argument("--results", default="results")
     sp.add_argument("--csv", action="store_true", help="machine-readable output")
+    sp.add_argument("--data-root", default=None, help="folder holding the corpora (for each utterance's speaker)")
+    sp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of speakers per interval")
+    sp.add_argument("--no-intervals", action="store_true", help="mean ± std over folds only (fast)")
     sp.set_defaults(func=cmd_report)
     return p
 

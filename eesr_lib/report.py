@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import classification_metrics, mean_std
+from .stats import bootstrap_scores
 
 
 def load_folds(
@@ -20,6 +21,8 @@ def load_folds(
     """Every finished fold's record under ``results_dir``, optionally filtered."""
     out = []
     for path in sorted(Path(results_dir).glob("*/*/*/fold_*.json")):
+        if path.name.endswith(".curve.json"):  # an unfinished learning curve (eesr_lib.budget reads those)
+            continue
         ds, proto, var = path.parts[-4:-1]
         if (dataset and ds != dataset) or (protocol and proto != protocol) or (variant and var != variant):
             continue
@@ -50,8 +53,14 @@ def pooled_metrics(records: list[dict]) -> dict:
     return classification_metrics(np.array(y_true), np.array(y_pred), labels)
 
 
-def summary(results_dir: str | Path = "results") -> pd.DataFrame:
-    """One row per experiment: folds done, epochs, WA and UA mean ± std over folds, pooled WA/UA."""
+def summary(
+    results_dir: str | Path = "results", speakers: dict[str, pd.Series] | None = None, n_boot: int = 0
+) -> pd.DataFrame:
+    """One row per experiment: folds done, epochs, WA and UA mean ± std over folds, pooled WA/UA.
+
+    With ``n_boot`` > 0 each pooled WA, UA and macro-F1 gets a 95 % interval from resampling
+    speakers (:func:`eesr_lib.stats.bootstrap_scores`); ``speakers[dataset]`` maps utterance id to
+    speaker, and a dataset without it resamples utterances (column ``resampled``)."""
     groups: dict[tuple, list[dict]] = {}
     for rec in load_folds(results_dir):
         c = rec["config"]
@@ -65,8 +74,10 @@ def summary(results_dir: str | Path = "results") -> pd.DataFrame:
         ua = mean_std([r["metrics"]["ua"] for r in recs])
         pooled = pooled_metrics(recs)
         is_baseline = var.startswith("is10+svm")
+        row = _intervals(recs, (speakers or {}).get(ds), n_boot) if n_boot > 0 else {}
         rows.append(
-            {
+            row
+            | {
                 "dataset": ds,
                 "protocol": proto,
                 "variant": var,
@@ -85,9 +96,48 @@ def summary(results_dir: str | Path = "results") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _intervals(records: list[dict], speakers: pd.Series | None, n_boot: int) -> dict:
+    """Pooled WA / UA / macro-F1 with speaker-resampled 95 % intervals, for :func:`summary`."""
+    labels = records[0]["labels"]
+    index = {lab: i for i, lab in enumerate(labels)}
+    preds = [p for r in records for p in r["predictions"]]
+    ids = [p["id"] for p in preds]
+    known = speakers is not None and all(i in speakers.index for i in ids)
+    clusters = speakers.loc[ids].to_numpy() if known else None
+    b = bootstrap_scores(
+        np.array([index[p["true"]] for p in preds]),
+        np.array([index[p["pred"]] for p in preds]),
+        len(labels),
+        clusters,
+        n_boot,
+    )
+    return {
+        "WA_lo": b["wa_lo"],
+        "WA_hi": b["wa_hi"],
+        "UA_lo": b["ua_lo"],
+        "UA_hi": b["ua_hi"],
+        "F1": b["macro_f1"],
+        "F1_lo": b["macro_f1_lo"],
+        "F1_hi": b["macro_f1_hi"],
+        "resampled": "speakers" if known else "utterances",
+    }
+
+
 def format_summary(df: pd.DataFrame) -> str:
     if df.empty:
         return "No results found."
+    if "UA_lo" in df:
+        shown = df.assign(
+            WA=[f"{m:5.1f} [{lo:4.1f}, {hi:5.1f}]" for m, lo, hi in zip(df.WA_pooled, df.WA_lo, df.WA_hi)],
+            UA=[f"{m:5.1f} [{lo:4.1f}, {hi:5.1f}]" for m, lo, hi in zip(df.UA_pooled, df.UA_lo, df.UA_hi)],
+            F1=[f"{m:5.1f} [{lo:4.1f}, {hi:5.1f}]" for m, lo, hi in zip(df.F1, df.F1_lo, df.F1_hi)],
+            folds_UA=[f"{m:5.1f} ± {s:4.1f}" for m, s in zip(df.UA_mean, df.UA_std)],
+        )[["dataset", "protocol", "variant", "folds", "epochs", "WA", "UA", "F1", "folds_UA", "resampled"]]
+        head = "pooled over folds, 95 % interval from resampling speakers (or utterances, where named) in brackets;"
+        head += " F1 = macro-F1; folds_UA = mean ± std of the folds' UA\n"
+        return head + shown.rename(columns={"WA": "WA [95 %]", "UA": "UA [95 %]", "F1": "macro-F1 [95 %]"}).to_string(
+            index=False
+        )
     shown = df.assign(
         WA=[f"{m:5.1f} ± {s:4.1f}" for m, s in zip(df.WA_mean, df.WA_std)],
         UA=[f"{m:5.1f} ± {s:4.1f}" for m, s in zip(df.UA_mean, df.UA_std)],

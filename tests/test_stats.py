@@ -1,5 +1,6 @@
 """Paired comparison of two runs: the gap, its speaker-resampled interval, McNemar's test."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,47 @@ def test_retraining_noise_pairs_folds_and_scales_the_fold_spread():
     assert r["gap"] == pytest.approx(0.5) and r["mean_abs"] == 1.0 and r["max_abs"] == 2.0
     assert r["sd"] == pytest.approx(diffs.std(ddof=1)) and r["gap_sd"] == pytest.approx(diffs.std(ddof=1) / 2)
     assert retraining_noise(first, runs({7: 1.0})) is None
+
+
+def test_bootstrap_scores_match_sklearn_and_speakers_widen_the_interval():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from eesr_lib.stats import bootstrap_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    speaker = np.repeat(np.arange(6), 100)
+    good = np.isin(speaker, [0, 1, 2])  # half the speakers are easy, half hard: utterances are not independent
+    pred = np.where(rng.random(600) < np.where(good, 0.95, 0.4), y, (y + 1) % 3)
+    by_utt = bootstrap_scores(y, pred, 3, None, n_boot=500)
+    by_spk = bootstrap_scores(y, pred, 3, speaker, n_boot=500)
+    assert by_utt["wa"] == pytest.approx(100 * accuracy_score(y, pred))
+    assert by_utt["ua"] == pytest.approx(100 * balanced_accuracy_score(y, pred))
+    assert by_utt["macro_f1"] == pytest.approx(100 * f1_score(y, pred, average="macro"))
+    for m in ("wa", "ua", "macro_f1"):
+        assert by_spk[f"{m}_lo"] <= by_spk[m] <= by_spk[f"{m}_hi"]
+        assert by_spk[f"{m}_hi"] - by_spk[f"{m}_lo"] > 2 * (by_utt[f"{m}_hi"] - by_utt[f"{m}_lo"])
+
+
+def test_report_prints_intervals_and_macro_f1(tmp_path):
+    from eesr_lib.report import format_summary, summary
+
+    folder = tmp_path / "toy" / "kfold5" / "is10+svm"
+    folder.mkdir(parents=True)
+    labels = ["a", "b"]
+    for k in range(2):
+        preds = [{"id": f"{k}-{i}", "true": labels[i % 2], "pred": labels[(i // 3) % 2]} for i in range(12)]
+        rec = {
+            "fold": k, "n_folds": 2, "labels": labels, "predictions": preds,
+            "metrics": {"wa": 50.0, "ua": 50.0},
+            "config": {"dataset": "toy", "protocol": "kfold5", "variant": "is10+svm", "train": {"epochs": 1}},
+            "provenance": {"wall_time_s": 1.0, "hardware": {"device": "cpu"}},
+        }  # fmt: skip
+        (folder / f"fold_{k}.json").write_text(json.dumps(rec))
+    speakers = {"toy": pd.Series({f"{k}-{i}": f"s{i % 4}" for k in range(2) for i in range(12)})}
+    df = summary(tmp_path, speakers=speakers, n_boot=200)
+    row = df.iloc[0]
+    assert row.resampled == "speakers" and row.UA_lo <= row.UA_pooled <= row.UA_hi and 0 <= row.F1 <= 100
+    assert "macro-F1 [95 %]" in format_summary(df)
+    assert summary(tmp_path, n_boot=200).iloc[0].resampled == "utterances"  # no speaker map: utterances
+    assert "UA_lo" not in summary(tmp_path)  # the book's tables: no intervals unless asked
