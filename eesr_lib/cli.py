@@ -62,11 +62,18 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 def cmd_download(args: argparse.Namespace) -> None:
     from .corpora import resolve_data_root
-    from .download import EMODB_URL, download_emodb
+    from .download import EMODB_URL, NEMO_URL, download_emodb, download_nemo
 
-    if args.corpus != "emodb":
-        raise EESRError(f"Only emodb can be downloaded; '{args.corpus}' must be obtained from its owners")
-    dest = resolve_data_root(args.data_root) / "emodb"
+    if args.corpus not in ("emodb", "nemo"):
+        raise EESRError(f"Only emodb and nemo can be downloaded; '{args.corpus}' must be obtained from its owners")
+    dest = resolve_data_root(args.data_root) / args.corpus
+    if args.corpus == "nemo":
+        path = download_nemo(dest, url=args.url or NEMO_URL, classes=args.classes)
+        print(
+            f"nEMO ({args.classes} classes) is in {path}: --dataset nemo (4 classes)"
+            + (" or nemo6" if args.classes == 6 else "")
+        )
+        return
     path = download_emodb(dest, url=args.url or EMODB_URL)
     print(f"EMODB is in {path}")
 
@@ -255,8 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     sp.set_defaults(func=cmd_features)
 
-    sp = sub.add_parser("download", help="download a public corpus (emodb) into the data root")
-    sp.add_argument("corpus", choices=["emodb"])
+    sp = sub.add_parser("download", help="download a public corpus (emodb, nemo) into the data root")
+    sp.add_argument("corpus", choices=["emodb", "nemo"])
+    sp.add_argument(
+        "--classes",
+        type=int,
+        choices=[4, 6],
+        default=6,
+        help="nemo: keep all 6 emotions (default) or only IEMOCAP's 4 (anger, happiness, neutral, sadness)",
+    )
     sp.add_argument("--data-root", default=None)
     sp.add_argument("--url", default=None, help="override the download URL (a mirror, a local copy)")
     sp.set_defaults(func=cmd_download)

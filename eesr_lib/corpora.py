@@ -6,12 +6,13 @@ never from third-party label lists. Each corpus has a fixed label order so that 
 indices mean the same thing in every result file.
 
 Where the data lives: ``--data-root`` > ``$EESR_DATA`` > ``data/`` in the project.
-The data root holds one folder per corpus (``emodb/``, ``ravdess/``, ``iemocap/``);
+The data root holds one folder per corpus (``emodb/``, ``ravdess/``, ``iemocap/``, ``nemo/``);
 pointing it at a corpus folder itself also works.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from dataclasses import dataclass
@@ -54,7 +55,19 @@ IEMOCAP_MAP = {"ang": "anger", "hap": "happiness", "exc": "happiness", "neu": "n
 IEMOCAP_LABELS = ("anger", "happiness", "neutral", "sadness")
 _IEMOCAP_LINE = re.compile(r"^\[(\S+) - (\S+)\]\t(\S+)\t(\S+)\t\[")
 
-DATASETS = ("emodb", "ravdess", "iemocap")
+# nEMO (Christop 2024, Polish, 9 actors; data.tsv names the emotion of every file) as an open stand-in
+# for IEMOCAP: its anger, happiness, neutral, sadness are IEMOCAP's four classes, same names and order,
+# so class indices and per-class scores line up with the paper's IEMOCAP tables. Its other two
+# emotions, named "fear" and "surprised" in data.tsv, are dropped by "nemo" and kept by "nemo6"
+# (after the four, so that indices 0-3 mean the same in both).
+NEMO_EMOTIONS = ("anger", "fear", "happiness", "neutral", "sadness", "surprised")  # data.tsv's names
+NEMO_LABELS = IEMOCAP_LABELS
+NEMO6_LABELS = IEMOCAP_LABELS + ("fear", "surprised")
+NEMO_COLUMNS = ("file_id", "emotion", "speaker_id")  # the columns of data.tsv that the loader reads
+
+DATASETS = ("emodb", "ravdess", "iemocap", "nemo", "nemo6")
+# corpus variants read from another corpus's folder: "nemo6" is the six-class view of nemo/
+CORPUS_FOLDER = {"nemo6": "nemo"}
 
 
 @dataclass(frozen=True)
@@ -95,14 +108,16 @@ def resolve_data_root(data_root: str | Path | None = None) -> Path:
 def corpus_dir(name: str, data_root: str | Path | None = None) -> Path:
     """The folder of corpus ``name`` under the data root (or the root itself if it is one)."""
     root = resolve_data_root(data_root)
-    if (root / name).is_dir():
-        return root / name
-    markers = {"emodb": "wav", "ravdess": "Actor_01", "iemocap": "Session1"}
-    if (root / markers.get(name, "\0")).exists():
+    folder = CORPUS_FOLDER.get(name, name)
+    if (root / folder).is_dir():
+        return root / folder
+    markers = {"emodb": "wav", "ravdess": "Actor_01", "iemocap": "Session1", "nemo": "data.tsv"}
+    if (root / markers.get(folder, "\0")).exists():
         return root
+    hint = f" (or run `eesr download {folder}`)." if folder in ("emodb", "nemo") else "."
     raise EESRError(
         f"Corpus '{name}' not found under data root {root}. Set EESR_DATA or --data-root "
-        f"to the folder that holds '{name}/'" + (" (or run `eesr download emodb`)." if name == "emodb" else ".")
+        f"to the folder that holds '{folder}/'" + hint
     )
 
 
@@ -204,6 +219,91 @@ def load_iemocap(root: str | Path) -> Corpus:
     return Corpus("iemocap", IEMOCAP_LABELS, _table(rows, "iemocap", root))
 
 
+def read_nemo_tsv(tsv: str | Path) -> pd.DataFrame:
+    """nEMO's ``data.tsv`` as a table of strings, checked: the columns the loader needs, no empty
+    cell in them, every emotion one of :data:`NEMO_EMOTIONS`, no file named twice.
+
+    Columns of the release: ``file_id`` (``{speaker}_{emotion}_{sentence}.wav``), ``emotion``,
+    ``raw_text``, ``normalized_text``, ``speaker_id`` (left-padded with spaces: stripped here),
+    ``gender``, ``age``. The texts hold no quoting, so quote characters are read as text.
+    """
+    tsv = Path(tsv)
+    if not tsv.is_file():
+        raise EESRError(f"nEMO label file not found: {tsv}")
+    try:
+        table = pd.read_csv(tsv, sep="\t", dtype=str, quoting=csv.QUOTE_NONE, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EESRError(f"nEMO label file {tsv} is not a readable UTF-8 tab-separated file: {exc}") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in NEMO_COLUMNS if c not in table.columns]
+    if missing:
+        raise EESRError(f"nEMO label file {tsv} lacks column(s) {missing}; found {list(table.columns)}")
+    if table.empty:
+        raise EESRError(f"nEMO label file {tsv} has no rows")
+    for col in NEMO_COLUMNS:
+        table[col] = table[col].fillna("").str.strip()  # a short row's missing cells are NaN
+        empty = table[col] == ""
+        if empty.any():
+            raise EESRError(f"nEMO label file {tsv}: line {int(empty.to_numpy().argmax()) + 2} has no {col}")
+    unknown = ~table["emotion"].isin(NEMO_EMOTIONS)
+    if unknown.any():
+        i = int(unknown.to_numpy().argmax())
+        raise EESRError(
+            f"nEMO label file {tsv}: line {i + 2} ({table.at[i, 'file_id']}) has unknown emotion "
+            f"'{table.at[i, 'emotion']}'; nEMO's are {', '.join(NEMO_EMOTIONS)}"
+        )
+    odd = table["file_id"].map(lambda f: Path(f).name != f or f in (".", ".."))
+    if odd.any():
+        i = int(odd.to_numpy().argmax())
+        raise EESRError(f"nEMO label file {tsv}: line {i + 2} has file_id '{table.at[i, 'file_id']}', not a file name")
+    dup = table["file_id"].duplicated()
+    if dup.any():
+        raise EESRError(f"nEMO label file {tsv}: {table.loc[dup, 'file_id'].iloc[0]} is listed twice")
+    return table
+
+
+def nemo_audio(root: Path, file_id: str) -> Path | None:
+    """The audio of a data.tsv row: ``samples/<file_id>`` as released (24 kHz .wav), or the same
+    stem as ``.flac`` (a converted copy, such as the shared 16 kHz one); None if neither exists."""
+    for path in (root / "samples" / file_id, (root / "samples" / file_id).with_suffix(".flac")):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_nemo(root: str | Path, six: bool = False) -> Corpus:
+    """nEMO from its own ``data.tsv`` and ``samples/``: IEMOCAP's four classes, or all six with ``six``.
+
+    The four (``load_corpus("nemo")``) keep the release's anger, happiness, neutral, sadness, named
+    and ordered as :data:`IEMOCAP_LABELS`; fear and surprised are dropped. ``load_corpus("nemo6")``
+    keeps all six, labels :data:`NEMO6_LABELS`, and needs a copy that holds all six (the full
+    release, as ``eesr download nemo`` fetches it). Speaker = ``speaker_id``, stripped of its
+    padding; ``gender`` is kept where data.tsv has it. A row whose audio is missing is an error.
+    """
+    root = Path(root)
+    tsv = root / "data.tsv"
+    table = read_nemo_tsv(tsv)
+    labels = NEMO6_LABELS if six else NEMO_LABELS
+    table = table[table["emotion"].isin(labels)]
+    absent = [lab for lab in labels if lab not in set(table["emotion"])]
+    if absent:
+        hint = " (a copy of the four IEMOCAP classes only? `eesr download nemo` fetches all six)" if six else ""
+        raise EESRError(f"nEMO label file {tsv} has no {', '.join(absent)} recordings{hint}")
+    has_gender = "gender" in table.columns
+    rows = []
+    for _, r in table.iterrows():
+        path = nemo_audio(root, r["file_id"])
+        if path is None:
+            raise EESRError(
+                f"nEMO label file {tsv} names {r['file_id']}, but {root / 'samples' / r['file_id']} is missing"
+            )
+        row = {"id": Path(r["file_id"]).stem, "path": str(path), "label": r["emotion"], "speaker": r["speaker_id"]}
+        if has_gender:
+            row["gender"] = r["gender"].strip()
+        rows.append(row)
+    return Corpus("nemo6" if six else "nemo", labels, _table(rows, "nemo", root))
+
+
 def read_manifest(
     csv_path: str | Path, required: tuple[str, ...] = ("path",), check_files: bool = True
 ) -> pd.DataFrame:
@@ -284,11 +384,18 @@ def load_manifest(csv_path: str | Path, labels: tuple[str, ...] | None = None) -
     return Corpus(csv_path.stem, tuple(labels), table[cols].reset_index(drop=True))
 
 
-_LOADERS = {"emodb": load_emodb, "ravdess": load_ravdess, "iemocap": load_iemocap}
+_LOADERS = {
+    "emodb": load_emodb,
+    "ravdess": load_ravdess,
+    "iemocap": load_iemocap,
+    "nemo": load_nemo,
+    "nemo6": lambda root: load_nemo(root, six=True),
+}
 
 
 def load_corpus(dataset: str, data_root: str | Path | None = None) -> Corpus:
-    """Load ``emodb``, ``ravdess``, ``iemocap`` from the data root, or a manifest CSV path."""
+    """Load ``emodb``, ``ravdess``, ``iemocap``, ``nemo`` (4 classes), ``nemo6`` (nEMO's 6) from the
+    data root, or a manifest CSV path."""
     if dataset.endswith(".csv"):
         return load_manifest(dataset)
     if dataset not in _LOADERS:
