@@ -4,10 +4,13 @@ Chapters are run by papermill with a ``parameters`` cell (dataset, data_root, pr
 :func:`setup_chapter` validates the profile, sets the plot style, silences the progress-widget
 warnings a built page must not show, loads the corpus and, for the smoke profile, takes the same
 seeded subset in every chapter so that features and results are shared between them.
+:func:`as_list` reads a list parameter however papermill passed it. The chapters that show
+training results (4-6) get theirs through :mod:`eesr_lib.experiments`.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import matplotlib.pyplot as plt
@@ -28,19 +31,53 @@ SMOKE_BANNER = (
 )
 
 
-def smoke_subset(corpus: Corpus, seed: int = 0, per_class: int = SMOKE_PER_CLASS) -> Corpus:
-    """The seeded ``per_class``-per-class subset every chapter's smoke profile uses."""
+def as_list(value: str | list | tuple | None) -> list | None:
+    """A list parameter of a chapter, as a list (``None`` stays ``None``: "the profile's default").
+
+    Why: the ``parameters`` cell holds a list or ``None``, but ``papermill -p protocols ...`` on the
+    command line passes text, either JSON (``'["kfold5", "loso-speaker"]'``) or comma-separated
+    (``kfold5,loso-speaker``). Every chapter with a list parameter reads it the same way.
+    """
+    if value is None or isinstance(value, (list, tuple)):
+        return None if value is None else list(value)
+    text = str(value).strip()
+    if text.startswith("["):
+        return list(json.loads(text))
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def per_class_subset(corpus: Corpus, per_class: int, seed: int = 0) -> Corpus:
+    """Up to ``per_class`` utterances of every class, drawn at random with ``seed``, in id order.
+
+    Why: a small subset that keeps every class (for a demo run, or the smoke profile) and is the
+    same for the same seed, so that chapters built separately share its cached features and results.
+    """
     table = corpus.table.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
     return Corpus(corpus.name, corpus.labels, table.sort_values("id").reset_index(drop=True))
 
 
-def setup_chapter(dataset: str, data_root: str | None = None, profile: str = "paper", seed: int = 0) -> Corpus:
+def smoke_subset(corpus: Corpus, seed: int = 0, per_class: int = SMOKE_PER_CLASS) -> Corpus:
+    """The seeded ``per_class``-per-class subset every chapter's smoke profile uses."""
+    return per_class_subset(corpus, per_class, seed)
+
+
+def setup_chapter(
+    dataset: str,
+    data_root: str | None = None,
+    profile: str = "paper",
+    seed: int = 0,
+    display_precision: int = 1,
+) -> Corpus:
     """The corpus a chapter works on (its smoke subset under profile "smoke"), with the book's
-    plot style set and the smoke banner shown where it applies."""
+    plot style set and the smoke banner shown where it applies.
+
+    ``display_precision``: decimals pandas shows for floats (chapters 1-6 show two: losses,
+    durations; the others one).
+    """
     if profile not in PROFILES:
         raise EESRError(f"profile must be one of {PROFILES}, got {profile!r}")
     plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90, "axes.titlesize": 11})
-    pd.set_option("display.precision", 1)
+    pd.set_option("display.precision", display_precision)
     corpus = load_corpus(dataset, data_root)
     if profile == "smoke":
         corpus = smoke_subset(corpus, seed)
