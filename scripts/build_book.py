@@ -79,7 +79,7 @@ def toc_text(book_root: Path, chapters: list[str]) -> str:
             continue
         lines += [f"  - caption: Chapters on {CAPTIONS.get(name, name)}", "    chapters:"]
         lines += [f"      - file: book/chapters/{name}/{c}" for c in files]
-    lines += ["  - caption: Reference", "    chapters:", "      - file: book/choices"]
+    lines += ["  - caption: Reference", "    chapters:", "      - file: book/choices", "      - file: book/references"]
     return "\n".join(lines) + "\n"
 
 
