@@ -83,21 +83,23 @@ def mean_val_ua(points: pd.DataFrame, lo: float, hi: float) -> float:
     return float(sel.mean()) if len(sel) else float("nan")
 
 
-def doubling_gain(points: pd.DataFrame) -> dict:
-    """What the last doubling of steps bought one curve (one variant, one fold).
+def doubling_gain(points: pd.DataFrame, at: float | None = None) -> dict:
+    """What the doubling of steps that ends at ``at`` x today's budget bought one curve (one variant,
+    one fold); ``at`` defaults to the last point the run reached.
 
-    Compares the mean validation UA over the last quarter of the steps reached (``m``: multiples in
-    ``(3m/4, m]``) with the quarter that ends at half of them (``(3m/8, m/2]``). Averaging several
+    Compares the mean validation UA over the last quarter of the steps up to ``at`` (multiples in
+    ``(3at/4, at]``) with the quarter that ends at half of them (``(3at/8, at/2]``). Averaging several
     scored points damps the jitter of a small validation split. ``plateau`` is True when the gain is
     below :data:`NO_GAIN_UA`.
     """
     scored = points.dropna(subset=["val_ua"])
     if scored.empty:
         return {"reached": float("nan"), "ua_half": float("nan"), "ua_end": float("nan"), "gain": float("nan")}
-    m = float(scored.multiple.max())
+    reached = float(scored.multiple.max())
+    m = reached if at is None else float(at)
     half, end = mean_val_ua(scored, 3 * m / 8, m / 2), mean_val_ua(scored, 3 * m / 4, m)
     gain = end - half
-    return {"reached": m, "ua_half": half, "ua_end": end, "gain": gain, "plateau": bool(gain < NO_GAIN_UA)}
+    return {"reached": reached, "ua_half": half, "ua_end": end, "gain": gain, "plateau": bool(gain < NO_GAIN_UA)}
 
 
 def ua_at_multiple(points: pd.DataFrame, multiple: float) -> float:
@@ -118,3 +120,23 @@ def curve_summary(curves: pd.DataFrame, multiples: tuple[float, ...] = (1, 2, 4,
         row["train_crop_acc_end"] = float(pts.train_crop_acc.iloc[-5:].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Verdicts of :func:`chosen_budget_reading`.
+NOT_REACHED, STILL_LEARNING, PLATEAU = "not reached", "still learning", "plateau"
+
+
+def chosen_budget_reading(curves: pd.DataFrame, multiple: float) -> str:
+    """What the learning curves (:func:`load_curves`) say about a budget of ``multiple`` x today's steps.
+
+    ``not reached``: some curve has not been run that far, so the curves cannot yet support it;
+    ``plateau``: on every curve the doubling of steps that ends at ``multiple`` gained less than
+    :data:`NO_GAIN_UA`; ``still learning``: some curve still gained on it, so the budget is a lower
+    bound on what the deep branch needs rather than one at which it has stopped improving.
+    """
+    if curves.empty:
+        return NOT_REACHED
+    gains = [doubling_gain(pts, at=multiple) for _, pts in curves.groupby(["variant", "fold"])]
+    if any(g["reached"] < multiple * 0.999 for g in gains):
+        return NOT_REACHED
+    return PLATEAU if all(g["plateau"] for g in gains) else STILL_LEARNING

@@ -54,3 +54,19 @@ def test_summary_leaves_budgets_not_reached_empty_and_reads_partial_curves(tmp_p
     assert bool(s.loc[0, "partial"]) and not bool(s.loc[1, "partial"])
     assert s.loc[0, "reached_x"] == pytest.approx(5.0) and np.isnan(s.loc[0, "val_UA_8x"])
     assert s.loc[1, "val_UA_16x"] == pytest.approx(55.0) and bool(s.loc[1, "plateau"])
+
+
+def test_the_chosen_budget_is_read_against_every_curve():
+    import pandas as pd
+
+    flat_after_4x = budget.curve_frame([_record(0, lambda e: min(60.0, 40 + e / 6), 640)], "a")  # flat from 3x
+    rising = budget.curve_frame([_record(0, lambda e: 40 + 10 * np.log2(e / 10), 640)], "b")
+    assert (
+        budget.doubling_gain(flat_after_4x, at=8)["plateau"]
+        and not budget.doubling_gain(flat_after_4x, at=2)["plateau"]
+    )
+    assert budget.chosen_budget_reading(flat_after_4x, 8) == budget.PLATEAU
+    assert budget.chosen_budget_reading(pd.concat([flat_after_4x, rising]), 8) == budget.STILL_LEARNING
+    short = budget.curve_frame([_record(0, lambda e: 50.0, 200)], "c")
+    assert budget.chosen_budget_reading(short, 8) == budget.NOT_REACHED
+    assert budget.chosen_budget_reading(pd.DataFrame(), 8) == budget.NOT_REACHED
