@@ -83,6 +83,17 @@ def toc_text(book_root: Path, chapters: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def claims_figure(book_root: Path, results: str, data_root: str | None) -> None:
+    """The introduction's figure (every claim against ours) from the EMODB results, into
+    ``book/figures/claims.png``; left as it is where no claim has finished runs (the smoke profile)."""
+    from eesr_lib.corpora import load_corpus
+    from eesr_lib.figures import write_claims_figure
+
+    speakers = load_corpus("emodb", data_root).table.set_index("id")["speaker"]
+    out = write_claims_figure(results, "emodb", speakers, book_root / "book" / "figures" / "claims.png")
+    print(f"build_book: {'wrote ' + str(out.relative_to(book_root)) if out else 'no claim to draw: figure kept'}")
+
+
 def smoke_tree(target: Path) -> Path:
     """A fresh copy of the book's sources (no executed chapters) in ``target``."""
     target = target.expanduser().resolve()
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"build_book: {nb.stem} done in {seconds:.0f} s -> {target.relative_to(book_root)}", flush=True)
 
+    if dataset_key(args.dataset) == "emodb":
+        claims_figure(book_root, results, args.data_root)
     toc = toc_text(book_root, names)
     toc_path = book_root / "_toc.yml"
     if not toc_path.exists() or toc_path.read_text() != toc:
