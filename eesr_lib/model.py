@@ -21,6 +21,7 @@ The paper's words next to the code:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -268,6 +269,10 @@ class Classifier(nn.Module):
 
 
 # ------------------------------------------------------------------ the whole model (Fig. 1)
+class Outputs(NamedTuple):
+    recon: torch.Tensor  # x', (B, 513, 128)
+    logits: torch.Tensor  # (B, K)
+    deep: torch.Tensor  # the pooled attention feature, (B, 512)
 
 
 class EESR(nn.Module):
@@ -281,11 +286,16 @@ class EESR(nn.Module):
         self.decoder = Decoder(cfg)
         self.classifier = Classifier(cfg)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, is10: torch.Tensor | None = None):
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, is10: torch.Tensor | None = None, detach_latent: bool = False
+    ) -> Outputs:
+        """Eq. 1, x' = decoder(encoder(x), y), and the classifier on the same latent: everything the
+        joint loss (eq. 4) needs in one pass. ``detach_latent`` stops L_EC at the latent (the reading
+        of eq. 3 in which the classification loss does not train the encoder)."""
         z = self.encoder(x)
         recon = self.decoder(z, y)
-        logits, _ = self.classifier(z, is10)
-        return recon, logits
+        logits, deep = self.classifier(z.detach() if detach_latent else z, is10)
+        return Outputs(recon, logits, deep)
 
     @torch.no_grad()
     def classify(self, x: torch.Tensor, is10: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -168,9 +168,7 @@ def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.dev
     With ``cfg.aux_loss`` > 0 the deep feature alone is classified too (``model.classifier.aux``)
     and ``aux_loss`` times its cross-entropy joins the total: a departure from eq. 4."""
     with autocast(device, cfg.precision):
-        z = model.encoder(x)
-        recon = model.decoder(z, y)
-        logits, deep = model.classifier(z if cfg.classifier_grad_to_encoder else z.detach(), is10)
+        recon, logits, deep = model(x, y, is10, detach_latent=not cfg.classifier_grad_to_encoder)
         aux_logits = model.classifier.aux(deep) if cfg.aux_loss > 0 else None
     loss, l_ae, l_ec = joint_loss(recon, x, logits, y, cfg.lam)
     if aux_logits is not None:

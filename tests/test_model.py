@@ -28,7 +28,8 @@ def traced():
             module.register_forward_hook(hook(name))
     x = torch.rand(B, 513, 128)
     y = torch.tensor([0, 3])
-    recon, logits = model(x, y, torch.randn(B, 1582))
+    recon, logits, deep = model(x, y, torch.randn(B, 1582))
+    assert deep.shape == (B, 512)  # the pooled attention feature beside the logits
     return model, shapes, recon, logits
 
 

@@ -40,7 +40,7 @@ def test_a_few_steps_reduce_the_joint_loss(feats):
     def loss():
         model.eval()
         with torch.no_grad():
-            recon, logits = model(x, yt, it)
+            recon, logits, _ = model(x, yt, it)
         return joint_loss(recon, x, logits, yt, 1.0)[0].item()
 
     before = loss()
