@@ -1,4 +1,4 @@
-"""The search for a recipe that closes the gap to the paper (issue: "Close the gap").
+"""The search for a recipe that closes the gap to the paper, on inner validation splits only.
 
 Every configuration is run in *selection* mode (``eesr run --inner``): trained on the inner
 training part of an outer training fold and scored on its validation part, so the outer
@@ -7,6 +7,11 @@ under ``results/<dataset>/<protocol>+inner/<variant>@<tag>/`` and appears in the
 experiment log, negative results included. Rerunning skips what is finished.
 
     python scripts/search_recipe.py --protocol kfold5 --folds 0 [--only tag1,tag2]
+    python scripts/search_recipe.py --ray [--address HOST:PORT] [--cpus-per-fold 2] [--gpus-per-fold 0.1]
+
+By default the configurations run one after the other in this process; with ``--ray`` (or
+``--address``) every fold of every configuration is a Ray task, scheduled as ``eesr replicate
+--run`` schedules the replication's folds (eesr_lib.distributed; README, "Running on a Ray cluster").
 """
 
 from __future__ import annotations
@@ -96,9 +101,34 @@ def main() -> None:
     p.add_argument("--only", default=None, help="comma-separated tags (default: all, in order)")
     p.add_argument("--results", default="results")
     p.add_argument("--device", default="auto")
+    p.add_argument("--ray", action="store_true", help="run the folds as Ray tasks (a local instance by default)")
+    p.add_argument("--address", default=None, help="the Ray cluster to join (implies --ray)")
+    p.add_argument("--cpus-per-fold", type=float, default=1.0)
+    p.add_argument("--gpus-per-fold", type=float, default=0.0)
     args = p.parse_args()
     tags = args.only.split(",") if args.only else list(CANDIDATES)
     folds = [int(f) for f in args.folds.split(",")]
+    if args.ray or args.address:
+        from eesr_lib.corpora import load_corpus
+        from eesr_lib.distributed import run_on_ray
+        from eesr_lib.plan import Run
+
+        runs = [
+            Run(args.protocol, CANDIDATES[t][0], t, tuple(CANDIDATES[t][1].items()), selection=True, folds=tuple(folds))
+            for t in tags
+        ]
+        results = run_on_ray(
+            load_corpus(args.dataset),
+            runs,
+            results_dir=args.results,
+            device=args.device,
+            address=args.address,
+            cpus_per_fold=args.cpus_per_fold,
+            gpus_per_fold=args.gpus_per_fold,
+        )
+        for tag, res in zip(tags, results):
+            _report(tag, CANDIDATES[tag][0], res)
+        return
     for tag in tags:
         variant, overrides = CANDIDATES[tag]
         res = run(
@@ -112,8 +142,12 @@ def main() -> None:
             overrides=overrides,
             selection=True,
         )
-        uas = ", ".join(f"{r['metrics']['ua']:.1f}" for r in res)
-        print(f"{tag:10s} {variant:10s} inner-validation UA per fold: {uas}", flush=True)
+        _report(tag, variant, res)
+
+
+def _report(tag: str, variant: str, res: list[dict]) -> None:
+    uas = ", ".join(f"{r['metrics']['ua']:.1f}" for r in res)
+    print(f"{tag:10s} {variant:10s} inner-validation UA per fold: {uas}", flush=True)
 
 
 if __name__ == "__main__":
