@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -111,7 +109,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_replicate(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
     from .plan import Run, budget_runs, format_status, runs_for, status
-    from .runner import run
 
     corpus = load_corpus(args.dataset, args.data_root)
     runs = budget_runs(corpus) if args.budget else [Run(p, v) for p, v in runs_for(corpus)]
@@ -120,41 +117,21 @@ def cmd_replicate(args: argparse.Namespace) -> None:
         for r in runs
         if (not args.protocol or r.protocol in args.protocol) and (not args.variant or r.variant in args.variant)
     ]
-    if args.run and args.workers > 1:
-        _spawn_workers(args)
-    elif args.run:
-        for r in todo:
-            kw = r.run_kwargs()
-            run(corpus.name, r.protocol, r.variant, corpus=corpus, results_dir=args.results, device=args.device, **kw)
+    if args.run:
+        from .distributed import run_on_ray
+
+        run_on_ray(
+            corpus,
+            todo,
+            results_dir=args.results,
+            device=args.device,
+            address=args.address,
+            cpus_per_fold=args.cpus_per_fold,
+            gpus_per_fold=args.gpus_per_fold,
+            features_from=args.features_from,
+            max_retries=args.max_retries,
+        )
     print(format_status(status(corpus, args.results, runs=todo)))
-
-
-def _spawn_workers(args: argparse.Namespace) -> None:
-    """``--workers N``: N copies of this command without ``--workers``, sharing the cores.
-
-    They divide the folds between them through the runner's fold claims; each gets
-    ``cores // N`` threads (one busy thread per core is what a compute-bound step wants).
-    """
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
-    argv = [sys.executable, "-m", "eesr_lib", "replicate", "--run", "--dataset", args.dataset]
-    argv += ["--results", args.results, "--device", args.device]
-    argv += ["--data-root", args.data_root] if args.data_root else []
-    argv += ["--budget"] if args.budget else []
-    for flag, values in (("--protocol", args.protocol), ("--variant", args.variant)):
-        for value in values or []:
-            argv += [flag, value]
-    log_dir = Path(args.log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    procs = []
-    for i in range(args.workers):
-        log_path = log_dir / f"replicate-{Path(args.dataset).stem}-{i}.log"
-        with open(log_path, "w") as log_file:
-            procs.append(subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT))
-        print(f"worker {i}: pid {procs[-1].pid}, {threads} thread(s), log {log_path}", flush=True)
-    failed = [i for i, proc in enumerate(procs) if proc.wait() != 0]
-    if failed:
-        raise EESRError(f"worker(s) {failed} failed: see their logs in {log_dir}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -318,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser(
         "replicate",
-        help="the replication's list of runs: what is finished, what is left; --run computes what is left",
+        help="the replication's list of runs: what is finished, what is left; --run computes what is left "
+        "(each fold a Ray task, on this machine or a cluster)",
     )
     data_args(sp)
     sp.add_argument("--run", action="store_true", help="compute every fold that is not finished yet")
@@ -327,12 +305,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the training-budget runs (learning curves, departures, outer folds at the chosen budget)",
     )
-    sp.add_argument("--workers", type=int, default=1, help="with --run: processes sharing the folds (default 1)")
+    sp.add_argument(
+        "--address",
+        default=None,
+        help="with --run: the Ray cluster to join (HOST:PORT, or auto for the one `ray start` runs here); "
+        "default: a local Ray instance started by this command",
+    )
+    sp.add_argument(
+        "--cpus-per-fold", type=float, default=1.0, help="with --run: CPU cores each fold reserves (default 1)"
+    )
+    sp.add_argument(
+        "--gpus-per-fold",
+        type=float,
+        default=0.0,
+        help="with --run: GPUs each fold reserves, fractional (0.1: ten folds share a GPU); default 0, CPU only",
+    )
+    sp.add_argument(
+        "--features-from",
+        choices=["driver", "nodes"],
+        default="driver",
+        help="with --run: the driver sends the features through Ray's object store (default), or every node "
+        "reads the corpus at the same path (a shared file system) into its own feature cache",
+    )
+    sp.add_argument(
+        "--max-retries", type=int, default=3, help="with --run: times a fold whose worker died is run again"
+    )
     sp.add_argument("--protocol", action="append", choices=PROTOCOLS, help="only this protocol (repeatable)")
     sp.add_argument("--variant", action="append", choices=list(VARIANTS), help="only this variant (repeatable)")
     sp.add_argument("--results", default="results", help="results folder (default: results/)")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    sp.add_argument("--log-dir", default="logs", help="with --workers: where each worker's output goes")
     sp.set_defaults(func=cmd_replicate)
 
     sp = sub.add_parser(

@@ -2,9 +2,9 @@
 
 Why a list: the full replication (every protocol, every row of Table 4, a second corpus) is
 ~100 folds of 40 epochs, days of CPU time. It is done across many sittings and, where there
-are cores or a GPU to spare, by several processes at once. ``eesr replicate`` walks this list:
-it prints what is finished and what is left, and with ``--run`` computes what is left, fold by
-fold; the runner's fold claims let several ``eesr replicate --run`` share the work.
+are cores or a GPU to spare, many folds at once. ``eesr replicate`` walks this list: it prints
+what is finished and what is left, and with ``--run`` computes what is left, each fold a Ray task
+on this machine's cores or a cluster's (:mod:`eesr_lib.distributed`).
 
 The order is the order of priority: the proposed model first, then the baselines (cheap),
 then the ablations, the 5-fold ones before the leave-one-speaker-out ones.

@@ -11,10 +11,17 @@ Layout of what a run writes (``results_dir`` defaults to ``results/``)::
 A fold's ``.json`` is written last and atomically: it exists only for a finished fold, and
 a rerun skips it. While a fold computes, its process holds an exclusive lock on
 ``fold_<k>.lock``; another process running the same experiment skips that fold instead of
-computing it twice, so several runs (``eesr replicate --run`` in two terminals) share the
-work. A fold interrupted mid-training resumes from its checkpoint at the next epoch. Nothing
-finished is recomputed unless ``force=True``; asking for a *different* configuration where a
-finished fold exists is an error, so results never mix configs.
+computing it twice, so several runs (two ``eesr run`` in two terminals, or an ``eesr run`` and
+an ``eesr replicate --run``) share the work. A fold interrupted mid-training resumes from its
+checkpoint at the next epoch. Nothing finished is recomputed unless ``force=True``; asking for a
+*different* configuration where a finished fold exists is an error, so results never mix configs.
+
+A run is planned, computed and written in three steps that :func:`run` chains in one process
+and :mod:`eesr_lib.distributed` spreads over a Ray cluster: :func:`plan_experiment` turns the
+arguments into one :class:`FoldJob` per wanted fold; :func:`compute_fold` computes a fold from
+its job, the corpus and its features and *returns* its record and arrays (it writes nothing
+but its checkpoint and partial curve, in a scratch folder of its own machine); :func:`write_fold`
+writes the fold's files into the results folder, the ``.json`` last.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +237,7 @@ def run(
     """Run (or reuse) the folds of one experiment; returns each requested fold's result dict,
     except folds another process is computing at the time (they are skipped, see the module).
 
-    ``selection=True`` is for choosing settings (issue: close the gap): each outer fold's
+    ``selection=True`` is for choosing settings (the recipe search, the budget): each outer fold's
     *training* part is split again (:func:`~eesr_lib.protocols.inner_split`, by speaker
     for speaker-independent protocols) and the model is scored on that validation part.
     The outer test utterances are not even passed on, so no choice can see them. Results
@@ -249,6 +256,135 @@ def run(
     ``keep_weights``: each fold computed by this call also writes its trained model as a bundle
     (:mod:`eesr_lib.bundle`) to ``fold_<k>.bundle/``, before its ``.json``.
     """
+    dev = resolve_device(device)
+    corpus, jobs = plan_experiment(
+        dataset,
+        protocol,
+        variant,
+        data_root=data_root,
+        results_dir=results_dir,
+        folds_to_run=folds_to_run,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        tag=tag,
+        overrides=overrides,
+        corpus=corpus,
+        selection=selection,
+        curve_every=curve_every,
+        test_curve=test_curve,
+        keep_weights=keep_weights,
+    )
+    specs = is10 = None
+    results = []
+    for job in tqdm(jobs, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
+        k = job.fold
+        if job.json_path.exists() and not force:
+            results.append(_finished(job.json_path, job.config))
+            if keep_weights and not job.bundle_path.exists():
+                log.warning("%s fold %d finished earlier without its weights: --force recomputes it", job.out_dir, k)
+            continue
+        with fold_claim(job.lock_path) as claimed:
+            if not claimed:
+                log.info("%s fold %d is being computed by another process: skipped here", job.out_dir, k)
+                continue
+            if job.json_path.exists() and not force:  # another process finished it since we looked
+                results.append(_finished(job.json_path, job.config))
+                continue
+            if specs is None:  # features only when something is left to compute (cached on disk)
+                specs, is10 = corpus_features(corpus, progress=progress)
+            results.append(write_fold(job, compute_fold(job, corpus, specs, is10, dev, job.out_dir, progress)))
+    return results
+
+
+@dataclass(eq=False)
+class FoldJob:
+    """What one fold of one experiment is: everything :func:`compute_fold` needs besides the corpus and
+    its features, and where :func:`write_fold` puts the result. Small and picklable (a Ray task's argument)."""
+
+    out_dir: Path  # the experiment's folder in the results folder (the driver's machine)
+    fold: int
+    fold_name: str
+    n_folds: int
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    protocol: str
+    variant: str
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    seed: int
+    config: dict
+    cfg_hash: str
+    selection: bool = False
+    score_every: int | None = None
+    keep_weights: bool = False
+
+    @property
+    def label(self) -> str:
+        """``<dataset>/<protocol>/<variant>[@tag] fold <k>``, for progress bars and logs."""
+        return f"{'/'.join(self.out_dir.parts[-3:])} fold {self.fold}"
+
+    @property
+    def json_path(self) -> Path:
+        return self.out_dir / f"fold_{self.fold}.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.out_dir / f"fold_{self.fold}.lock"
+
+    @property
+    def npz_path(self) -> Path:
+        return self.out_dir / f"fold_{self.fold}.npz"
+
+    @property
+    def bundle_path(self) -> Path:
+        return self.out_dir / self.bundle_name
+
+    @property
+    def bundle_name(self) -> str:
+        return f"fold_{self.fold}.bundle"
+
+    @property
+    def ckpt_name(self) -> str:
+        return f"fold_{self.fold}.{self.cfg_hash}.ckpt.pt"
+
+    @property
+    def curve_name(self) -> str:
+        return f"fold_{self.fold}.curve.json"
+
+
+@dataclass(eq=False)
+class FoldOutput:
+    """What computing a fold returns: its ``.json`` record and ``.npz`` arrays (network variants), and
+    ``bundle_files`` (relative path -> bytes) when its model bundle was written elsewhere than the results."""
+
+    record: dict
+    arrays: dict[str, np.ndarray] | None = None
+    bundle_files: dict[str, bytes] | None = None
+    log: str = field(default="", repr=False)
+
+
+def plan_experiment(
+    dataset: str = "emodb",
+    protocol: str = "kfold5",
+    variant: str = "ae+ee+in",
+    *,
+    data_root: str | Path | None = None,
+    results_dir: str | Path = RESULTS_DIR,
+    folds_to_run: list[int] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    tag: str | None = None,
+    overrides: dict | None = None,
+    corpus: Corpus | None = None,
+    selection: bool = False,
+    curve_every: int = 1,
+    test_curve: bool = False,
+    keep_weights: bool = False,
+) -> tuple[Corpus, list[FoldJob]]:
+    """The corpus and one :class:`FoldJob` per wanted fold of an experiment (finished or not); checks the
+    arguments as :func:`run` documents them and creates the experiment's folder."""
     if protocol not in PROTOCOLS:
         raise EESRError(f"Unknown protocol '{protocol}': use one of {PROTOCOLS}")
     if curve_every < 1:
@@ -264,7 +400,6 @@ def run(
     if batch_size is not None:
         overrides["batch_size"] = batch_size
     model_cfg, train_cfg = configs(variant, len(corpus.labels), overrides)
-    dev = resolve_device(device)
     all_folds = folds(corpus, protocol, seed)
     names = fold_names(corpus, protocol, seed)
     if selection:
@@ -279,62 +414,108 @@ def run(
     config = _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg)
     config["selection"] = selection
     cfg_hash = config_hash(config)
+    return corpus, [
+        FoldJob(
+            out_dir=out_dir,
+            fold=k,
+            fold_name=names[k],
+            n_folds=len(all_folds),
+            train_idx=all_folds[k][0],
+            test_idx=all_folds[k][1],
+            protocol=protocol,
+            variant=variant,
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+            seed=seed,
+            config=config,
+            cfg_hash=cfg_hash,
+            selection=selection,
+            score_every=curve_every if selection else (1 if test_curve else None),
+            keep_weights=keep_weights,
+        )
+        for k in wanted
+    ]
 
-    specs = is10 = None
-    results = []
-    for k in tqdm(wanted, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
-        json_path = out_dir / f"fold_{k}.json"
-        if json_path.exists() and not force:
-            results.append(_finished(json_path, config))
-            if keep_weights and not (out_dir / f"fold_{k}.bundle").exists():
-                log.warning("%s fold %d finished earlier without its weights: --force recomputes it", out_dir, k)
-            continue
-        with fold_claim(out_dir / f"fold_{k}.lock") as claimed:
-            if not claimed:
-                log.info("%s fold %d is being computed by another process: skipped here", out_dir, k)
-                continue
-            if json_path.exists() and not force:  # another process finished it since we looked
-                results.append(_finished(json_path, config))
-                continue
-            if specs is None:  # features only when something is left to compute (cached on disk)
-                specs, is10 = corpus_features(corpus, progress=progress)
-            train_idx, test_idx = all_folds[k]
-            t0 = time.time()
-            ckpt = out_dir / f"fold_{k}.{cfg_hash}.ckpt.pt"
-            earlier = _checkpoint_history(ckpt)  # epochs trained by interrupted processes, if any
-            record = _run_fold(
-                corpus,
-                specs,
-                is10,
-                train_idx,
-                test_idx,
-                protocol,
-                variant,
-                model_cfg,
-                train_cfg,
-                seed,
-                dev,
-                ckpt,
-                out_dir / f"fold_{k}.npz",
-                progress,
-                score_every=curve_every if selection else (1 if test_curve else None),
-                score_keys=SCORE_KEYS["validation" if selection else "test"],
-                curve_path=out_dir / f"fold_{k}.curve.json" if selection else None,
-                curve_header={"fold": k, "fold_name": names[k], "config": config},
-                bundle_path=out_dir / f"fold_{k}.bundle" if keep_weights else None,
-            )
-            record.update(
-                fold=k,
-                fold_name=names[k],
-                n_folds=len(all_folds),
-                config=config,
-                provenance={**provenance(dev), **_wall_time(time.time() - t0, earlier)},
-            )
-            write_json_atomic(record, json_path)
-            ckpt.unlink(missing_ok=True)
-            (out_dir / f"fold_{k}.curve.json").unlink(missing_ok=True)  # the finished record holds it
-            results.append(record)
-    return results
+
+def compute_fold(
+    job: FoldJob,
+    corpus: Corpus,
+    specs: list[np.ndarray] | None,
+    is10: np.ndarray,
+    device: torch.device,
+    scratch: Path,
+    progress: bool = False,
+) -> FoldOutput:
+    """Compute one fold and return its record (provenance of *this* machine) and arrays; write nothing
+    but the fold's per-epoch checkpoint and partial learning curve (and, with ``keep_weights``, its model
+    bundle) into ``scratch``: the results folder when computing there, a local folder on a remote worker.
+    A checkpoint found in ``scratch`` is resumed. The caller writes the files (:func:`write_fold`)."""
+    scratch = Path(scratch)
+    t0 = time.time()
+    ckpt = scratch / job.ckpt_name
+    earlier = _checkpoint_history(ckpt)  # epochs trained by interrupted processes, if any
+    if earlier:
+        log.info("%s resumes after epoch %d from %s", job.label, len(earlier), ckpt)
+    record, arrays = _run_fold(
+        corpus,
+        specs,
+        is10,
+        job.train_idx,
+        job.test_idx,
+        job.protocol,
+        job.variant,
+        job.model_cfg,
+        job.train_cfg,
+        job.seed,
+        device,
+        ckpt,
+        job.npz_path.name,
+        progress,
+        score_every=job.score_every,
+        score_keys=SCORE_KEYS["validation" if job.selection else "test"],
+        curve_path=scratch / job.curve_name if job.selection else None,
+        curve_header={"fold": job.fold, "fold_name": job.fold_name, "config": job.config},
+        bundle_path=scratch / job.bundle_name if job.keep_weights else None,
+    )
+    record.update(
+        fold=job.fold,
+        fold_name=job.fold_name,
+        n_folds=job.n_folds,
+        config=job.config,
+        provenance={**provenance(device), **_wall_time(time.time() - t0, earlier)},
+    )
+    return FoldOutput(record, arrays)
+
+
+def write_fold(job: FoldJob, out: FoldOutput) -> dict:
+    """Write a computed fold into the results folder: ``.npz`` (and bundle) first, the ``.json`` last and
+    atomically, then drop the checkpoint and partial curve it leaves there. Returns the record."""
+    if out.arrays is not None:
+        _write_npz_atomic(job.npz_path, **out.arrays)
+    if out.bundle_files is not None:
+        _write_folder_atomic(job.bundle_path, out.bundle_files)
+    write_json_atomic(out.record, job.json_path)
+    (job.out_dir / job.ckpt_name).unlink(missing_ok=True)
+    (job.out_dir / job.curve_name).unlink(missing_ok=True)  # the finished record holds it
+    return out.record
+
+
+def _write_folder_atomic(path: Path, files: dict[str, bytes]) -> None:
+    """A folder of ``files`` (relative path -> bytes) at ``path``, replacing any older one in one rename."""
+    import shutil
+
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel, data in files.items():
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_bytes(data)
+    if path.exists():
+        old = path.with_name(path.name + f".{os.getpid()}.old")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
 
 
 def _finished(json_path: Path, config: dict) -> dict:
@@ -403,7 +584,7 @@ def _run_fold(
     seed,
     dev,
     ckpt_path: Path,
-    npz_path: Path,
+    features_file: str,
     progress: bool,
     score_every: int | None = None,
     score_keys: tuple[str, str] = ("val_ua", "val_wa"),
@@ -418,13 +599,15 @@ def _run_fold(
     split, to choose the budget; in outer runs only to measure the test-fold-selection flaw
     (see :func:`run`). Batch-norm models get their statistics re-estimated first, as after
     training, so that the curve measures the model that would be tested. ``curve_path``
-    receives the history so far after every epoch.
+    receives the history so far after every epoch. Returns the fold's record and, for a network, the
+    arrays of its ``.npz`` (named ``features_file`` in the record); None for the baselines that have none.
     """
     y = corpus.y
     labels = corpus.labels
     spec = VARIANTS[variant]
     extra: dict = {}
     history: list[dict] = []
+    arrays = None
     if spec.get("baseline") == "svm":
         groups = corpus.table["speaker"].to_numpy()[train_idx] if protocol in SPEAKER_INDEPENDENT else None
         scores, extra = baselines.svm_scores(is10[train_idx], y[train_idx], is10[test_idx], groups, seed)
@@ -471,14 +654,13 @@ def _run_fold(
             after_epoch=after_epoch,
         )
         scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
-        _write_npz_atomic(
-            npz_path,
-            ids=np.asarray(corpus.table["id"].to_numpy()[test_idx], dtype=str),
-            y_true=y[test_idx],
-            deep=deep.astype(np.float16),
-            emotion_embeddings=model.emotion_embeddings().cpu().numpy().astype(np.float32),
-        )
-        extra["features_file"] = npz_path.name
+        arrays = {
+            "ids": np.asarray(corpus.table["id"].to_numpy()[test_idx], dtype=str),
+            "y_true": y[test_idx],
+            "deep": deep.astype(np.float16),
+            "emotion_embeddings": model.emotion_embeddings().cpu().numpy().astype(np.float32),
+        }
+        extra["features_file"] = features_file
         if bundle_path is not None:
             from .bundle import save_bundle
 
@@ -491,7 +673,7 @@ def _run_fold(
             torch.cuda.empty_cache()
     pred = scores.argmax(1)
     ids = corpus.table["id"].to_numpy()[test_idx]
-    return {
+    record = {
         "labels": list(labels),
         "metrics": classification_metrics(y[test_idx], pred, labels),
         "predictions": [
@@ -507,6 +689,7 @@ def _run_fold(
         "history": history,
         **extra,
     }
+    return record, arrays
 
 
 def replace_config(cfg, **kw):

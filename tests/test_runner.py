@@ -187,7 +187,7 @@ def test_a_fold_claimed_by_another_process_is_skipped_then_computed_once_free(mi
     assert not list(out.glob("*.lock"))  # a finished fold leaves no lock behind
 
 
-def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys):
+def test_replicate_plan_status_and_ray_run(mini, mini_manifest, tmp_path, capsys):
     from eesr_lib import plan
 
     runs = plan.runs_for(mini)
@@ -206,10 +206,12 @@ def test_replicate_plan_status_and_workers(mini, mini_manifest, tmp_path, capsys
     assert loso.done == 0 and loso.hours_left_est > 0  # estimated from the other run's pace
 
     args = ["replicate", "--dataset", str(mini_manifest), "--results", str(tmp_path), "--variant", "is10+svm"]
-    assert main([*args, "--protocol", "kfold5", "--run", "--workers", "2", "--log-dir", str(tmp_path / "logs")]) == 0
+    assert main([*args, "--protocol", "kfold5", "--run", "--cpus-per-fold", "1"]) == 0  # folds as Ray tasks, here
     out = capsys.readouterr().out
-    assert out.count("thread(s)") == 2 and "1 of 1 runs finished." in out
+    assert "1 of 1 runs finished." in out
     assert len(list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("fold_*.json"))) == 5
+    assert "host " in (tmp_path / "emodb_mini" / "kfold5" / "is10+svm" / "fold_3.log").read_text()  # each fold's log
+    assert main([*args, "--run", "--device", "cuda"]) == 2  # a GPU fold must reserve GPU
     assert main(args) == 0
     assert "loso-speaker" in capsys.readouterr().out
     assert not list((tmp_path / "emodb_mini" / "kfold5" / "is10+svm").glob("*.lock"))
