@@ -178,6 +178,22 @@ def _same_config(a: dict, b: dict) -> bool:
     return json.dumps(norm(a), sort_keys=True) == json.dumps(norm(b), sort_keys=True)
 
 
+def write_partial_curve(path: Path, header: dict, history: list[dict]) -> bool:
+    """Write an unfinished learning curve, unless ``path`` already holds a longer one.
+
+    Why: checkpoints are not committed, so a run restarted in a fresh checkout begins again at
+    epoch 1; without this guard its first epoch would replace a committed curve of hundreds of
+    epochs. The longer curve stays until the new run passes it (same seed, same prefix)."""
+    if path.exists():
+        try:
+            if len(json.loads(path.read_text()).get("history", [])) > len(history):
+                return False
+        except (json.JSONDecodeError, OSError):
+            pass  # an unreadable file is replaced
+    write_json_atomic({**header, "partial": True, "history": history}, path)
+    return True
+
+
 def write_json_atomic(obj: dict, path: Path) -> None:
     """Write ``obj`` as JSON so that a reader never sees a half-written file."""
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
@@ -638,7 +654,7 @@ def _run_fold(
         if curve_path is not None:
 
             def after_epoch(history):
-                write_json_atomic({**(curve_header or {}), "partial": True, "history": history}, curve_path)
+                write_partial_curve(curve_path, curve_header or {}, history)
 
         model, history = train_fold(
             model_cfg,

@@ -311,3 +311,13 @@ def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path)
     )
     (row,) = plan.status(mini, tmp_path, runs=[run]).itertuples()
     assert (row.protocol, row.variant, row.done, row.folds, row.left) == ("kfold5+inner", "is10+svm@t", 2, 2, "-")
+
+
+def test_a_restarted_curve_does_not_replace_a_longer_committed_one(tmp_path):
+    path = tmp_path / "fold_0.curve.json"
+    long = [{"epoch": e} for e in range(1, 271)]
+    assert runner.write_partial_curve(path, {"fold": 0}, long)
+    assert not runner.write_partial_curve(path, {"fold": 0}, long[:1])  # a fresh restart at epoch 1
+    assert len(json.loads(path.read_text())["history"]) == 270
+    assert runner.write_partial_curve(path, {"fold": 0}, long + [{"epoch": 271}])  # passes it: replaced
+    assert json.loads(path.read_text())["history"][-1]["epoch"] == 271
