@@ -198,17 +198,27 @@ def _download_into(dest: Path, url: str, progress: bool, expected_files: int | N
             raise EESRError(f"{archive} holds {len(wavs)} wav files in wav/, expected {expected_files}")
         if not wavs:
             raise EESRError(f"{archive} holds no wav files in wav/")
-        root.chmod(0o755)  # mkdtemp makes the folder private; the corpus should not be
-        try:
-            os.rename(root, dest)  # atomic on one file system: dest is complete or absent
-        except OSError as exc:
-            if is_complete(dest, expected_files):  # another process finished first
-                return dest
-            raise EESRError(f"Cannot move the unpacked EMODB corpus to {dest}: {exc}") from exc
+        if not _move_into_place(root, dest, lambda: is_complete(dest, expected_files), "EMODB"):
+            return dest
     finally:
         zip_path.unlink(missing_ok=True)
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return dest
+
+
+def _move_into_place(root: Path, dest: Path, complete_there, name: str) -> bool:
+    """Rename an unpacked corpus folder to ``dest`` in one step, so that ``dest`` is complete or absent.
+
+    Returns False when the rename failed because another process had already put a complete copy
+    there (``complete_there()``), which is then kept; any other failure is an error naming ``dest``."""
+    root.chmod(0o755)  # mkdtemp makes the folder private; the corpus should not be
+    try:
+        os.rename(root, dest)  # atomic on one file system
+    except OSError as exc:
+        if complete_there():
+            return False
+        raise EESRError(f"Cannot move the unpacked {name} corpus to {dest}: {exc}") from exc
+    return True
 
 
 def ensure_emodb(
@@ -373,13 +383,8 @@ def _download_nemo_into(
             _keep_four(root, table)
             listing = nemo_listing(root)
         (root / "SHA256SUMS").write_text(listing)
-        root.chmod(0o755)  # mkdtemp makes the folder private; the corpus should not be
-        try:
-            os.rename(root, dest)  # atomic on one file system: dest is complete or absent
-        except OSError as exc:
-            if nemo_is_complete(dest, classes):  # another process finished first
-                return dest
-            raise EESRError(f"Cannot move the unpacked nEMO corpus to {dest}: {exc}") from exc
+        if not _move_into_place(root, dest, lambda: nemo_is_complete(dest, classes), "nEMO"):
+            return dest
     finally:
         zip_path.unlink(missing_ok=True)
         shutil.rmtree(tmp_dir, ignore_errors=True)
