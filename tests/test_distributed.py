@@ -113,11 +113,21 @@ def json_writes(monkeypatch):
 
 
 def _in_process(mini, results, runs):
-    for r in runs:
-        runner.run(
-            "emodb_mini", r.protocol, r.variant, corpus=mini, results_dir=results, device="cpu", progress=False,
-            **r.run_kwargs(),
-        )  # fmt: skip
+    """The same folds in this process, with the one torch thread a 1-CPU Ray task gets (Ray sets
+    OMP_NUM_THREADS to the task's CPUs): another thread count sums in another order, and the
+    comparison below is exact."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for r in runs:
+            runner.run(
+                "emodb_mini", r.protocol, r.variant, corpus=mini, results_dir=results, device="cpu", progress=False,
+                **r.run_kwargs(),
+            )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _same_fold(a: Path, b: Path) -> None:
