@@ -252,3 +252,18 @@ EMODB_WA: dict[str, float] = {"kfold5": 92.2, "kfold10": 95.6}
 
 # The paper's validation-setting names for our protocol names.
 SETTING_NAMES: dict[str, str] = {"kfold5": "5-fold", "kfold10": "10-fold", "loso-speaker": "10-fold LOSO"}
+
+# Open corpora that stand in for one the paper used: nEMO has IEMOCAP's four classes, in the same
+# order and with the same names, so the paper's IEMOCAP tables are set beside nEMO's numbers value
+# by value. A stand-in is not the corpus (language, size, recording), and the book says so.
+STAND_INS: dict[str, str] = {"nemo": "iemocap"}
+
+
+def reference_corpus(name: str) -> str:
+    """The corpus whose published numbers ``name``'s results are compared with (itself, or what it stands in for)."""
+    return STAND_INS.get(name, name)
+
+
+def reference_key(name: str, protocol: str) -> tuple[str, str]:
+    """The key of :data:`PER_CLASS` / :data:`CONFUSION_PCT` that results on ``(name, protocol)`` are set beside."""
+    return reference_corpus(name), protocol

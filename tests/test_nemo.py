@@ -284,3 +284,14 @@ def test_replicate_lists_the_nemo_runs(data_root, tmp_path, capsys):
     assert [r[2] for r in rows] == ["0/9", "0/9", "0/10", "0/10"] + ["0/9"] * 6
     assert all(r[-1] == "?" for r in rows)  # nothing finished: no pace to estimate from
     assert lines[-1].startswith("0 of 10 runs finished") and list(tmp_path.iterdir()) == []
+
+
+def test_nemo_results_are_set_beside_the_papers_iemocap_tables_value_by_value():
+    from eesr_lib import paper
+
+    assert paper.reference_corpus("nemo") == "iemocap"
+    assert paper.reference_corpus("emodb") == "emodb"
+    for protocol in ("loso-speaker", "kfold10"):
+        key = paper.reference_key("nemo", protocol)
+        assert paper.CONFUSION_PCT[key]["labels"] == list(NEMO_LABELS)
+        assert list(paper.PER_CLASS[key]["recall"]) == list(NEMO_LABELS)
