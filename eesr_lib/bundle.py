@@ -90,6 +90,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, K)`` logits, in float32 like torch's."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
 # ------------------------------------------------------------------ save
 
 
@@ -225,20 +232,30 @@ class Bundle:
     def features(self, path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
         """``(spectrogram, standardized IS10 or None, notes)`` of one audio file.
 
-        Any rate and channel count is converted. A signal shorter than one analysis window is
-        padded with silence; IS10 functionals openSMILE cannot compute on a very short signal
-        (NaN) take the training mean. Both are reported in ``notes``. Unreadable or empty files
-        raise :class:`EESRError`.
+        Any rate and channel count is converted; unreadable or empty files raise
+        :class:`EESRError`. The rest is :meth:`signal_features`.
+        """
+        return self.signal_features(read_audio(path, self.spectrogram.sample_rate), str(path))
+
+    def signal_features(self, wav: np.ndarray, name: str = "signal") -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """:meth:`features` of samples already in memory (mono, at the bundle's sample rate),
+        e.g. one segment of a long recording (:mod:`eesr_lib.timeline`); ``name`` labels the notes.
+
+        A signal shorter than one analysis window is padded with silence; IS10 functionals
+        openSMILE cannot compute on a very short signal (NaN) take the training mean. Both are
+        reported in ``notes``, since either makes the prediction less trustworthy.
         """
         p = self.spectrogram
-        wav = read_audio(path, p.sample_rate)
+        wav = np.asarray(wav, dtype=np.float32)
         notes = []
+        if wav.ndim != 1 or wav.size == 0:
+            raise EESRError(f"{name}: expected a non-empty mono signal, got shape {wav.shape}")
         if not np.isfinite(wav).all():
-            raise EESRError(f"Audio file holds NaN or infinite samples: {path}")
+            raise EESRError(f"Audio file holds NaN or infinite samples: {name}")
         shortest = max(p.win_length, p.n_fft)
         if len(wav) < shortest:
             notes.append(
-                f"{path}: {1000 * len(wav) / p.sample_rate:.0f} ms is shorter than one analysis window "
+                f"{name}: {1000 * len(wav) / p.sample_rate:.0f} ms is shorter than one analysis window "
                 f"({1000 * shortest / p.sample_rate:.0f} ms); padded with silence"
             )
             wav = np.pad(wav, (0, shortest - len(wav)))
@@ -251,31 +268,44 @@ class Bundle:
         missing = ~np.isfinite(raw)
         if missing.any():
             notes.append(
-                f"{path}: too short for {int(missing.sum())} of the {raw.size} IS10 features; they take the "
+                f"{name}: too short for {int(missing.sum())} of the {raw.size} IS10 features; they take the "
                 f"training mean"
             )
             raw = np.where(missing, self.is10_mean, raw)
         return spec, ((raw - self.is10_mean) / self.is10_std).astype(np.float32), notes
 
-    @torch.no_grad()
     def scores(self, spec: np.ndarray, is10: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(utterance probabilities (K,), window probabilities (W, K), window starts in seconds (W,))``."""
         cfg, tc = self.model_cfg, self.train_cfg
         if spec.ndim != 2 or spec.shape[0] != cfg.n_bins:
             raise EESRError(f"Spectrogram of shape {spec.shape}; this model needs ({cfg.n_bins}, frames)")
-        crops = torch.from_numpy(np.ascontiguousarray(windows(spec, cfg.crop_frames, tc.window_hop, tc.pad_mode)))
+        crops = windows(spec, cfg.crop_frames, tc.window_hop, tc.pad_mode)
         starts = window_starts(max(spec.shape[1], cfg.crop_frames), cfg.crop_frames, tc.window_hop)
-        feats = torch.from_numpy(is10).reshape(1, -1) if is10 is not None else None
-        self.network.eval()
-        logits = []
-        for b in range(0, len(crops), tc.eval_batch_size):
-            x = crops[b : b + tc.eval_batch_size]
-            logits.append(self.network(x, feats.expand(len(x), -1) if feats is not None else None).float())
-        logits = torch.cat(logits)
-        window_probs = logits.softmax(1)
-        utt = window_probs.mean(0) if tc.score_average == "prob" else logits.mean(0).softmax(0)
+        feats = None if is10 is None else np.repeat(np.reshape(is10, (1, -1)), len(crops), axis=0)
+        logits = self.window_logits(crops, feats)
         start_s = starts * self.spectrogram.hop_length / self.spectrogram.sample_rate
-        return utt.numpy(), window_probs.numpy(), start_s
+        return self.average(logits), softmax(logits), start_s
+
+    @torch.no_grad()
+    def window_logits(self, crops: np.ndarray, is10: np.ndarray | None) -> np.ndarray:
+        """Logits ``(W, K)`` of windows ``(W, n_bins, crop_frames)`` with one standardized IS10 row
+        per window (``(W, 1582)``, or None for a model without IS10), in batches, in fp32."""
+        tc = self.train_cfg
+        self.network.eval()
+        x_all = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))
+        f_all = None if is10 is None else torch.from_numpy(np.ascontiguousarray(is10, dtype=np.float32))
+        out = []
+        for b in range(0, len(x_all), tc.eval_batch_size):
+            feats = None if f_all is None else f_all[b : b + tc.eval_batch_size]
+            out.append(self.network(x_all[b : b + tc.eval_batch_size], feats).float())
+        return torch.cat(out).numpy()
+
+    def average(self, logits: np.ndarray) -> np.ndarray:
+        """One utterance's probabilities from its windows' logits ``(W, K)``: the mean of the
+        windows' probabilities (``score_average="prob"``) or the softmax of their mean logits."""
+        if self.train_cfg.score_average == "prob":
+            return softmax(logits).mean(0)
+        return softmax(logits.mean(0, keepdims=True))[0]
 
     @property
     def window_seconds(self) -> float:

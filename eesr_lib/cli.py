@@ -368,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--timeline",
         action="store_true",
-        help="also each window's probabilities (1.6 s windows for 128 frames), by start time in seconds "
-        "(CSV: one row per window)",
+        help="also each window's probabilities (1.6 s windows for 128 frames, each scored on its own audio, "
+        "IS10 included), by start time in seconds (CSV: one row per window)",
     )
     sp.add_argument("--verbose", action="store_true", help="log each resampling / channel averaging")
     sp.set_defaults(func=cmd_predict)

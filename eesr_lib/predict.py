@@ -17,9 +17,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .audio import read_audio
 from .bundle import Bundle
 from .corpora import read_manifest
 from .errors import EESRError
+from .timeline import score_segments
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DECIMALS = 4
@@ -78,13 +80,21 @@ def predict_files(
     """One record per file that could be predicted: ``id``, ``path``, ``duration_s``,
     ``prediction``, ``probabilities`` (label -> p) and, with ``timeline``, ``windows`` (each
     ``start_s``, ``end_s``, ``prediction``, ``probabilities``). Files that cannot be read go to
-    ``on_error`` (one line each). ``progress``: None shows a bar only on a terminal."""
+    ``on_error`` (one line each). ``progress``: None shows a bar only on a terminal.
+
+    The file's probabilities are those of one utterance (IS10 of the whole file). A timeline's
+    windows are scored each on its own audio, IS10 included (:func:`eesr_lib.timeline.score_segments`):
+    in a long recording the whole file's IS10 would blend everything said into every window."""
     labels = bundle.labels
     out = []
     bar = tqdm(inputs, desc="predict", unit="file", disable=True if progress is False else None, file=sys.stderr)
     for item in bar:
+        notes = []
         try:
-            probs, window_probs, starts, notes = bundle.predict_file(item.path)
+            wav = read_audio(item.path, bundle.spectrogram.sample_rate)
+            spec, is10, notes = bundle.signal_features(wav, item.path)
+            probs = bundle.scores(spec, is10)[0]
+            segments = score_segments(bundle, wav) if timeline else None
         except Exception as exc:  # any failure on one file (unreadable, not audio, ...) must not stop the rest
             msg = " ".join(str(exc).split()) or type(exc).__name__
             on_error(msg if item.path in msg else f"{item.path}: {msg}")
@@ -94,19 +104,19 @@ def predict_files(
         record = {
             "id": item.id,
             "path": os.path.abspath(item.path),
+            "duration_s": round(len(wav) / bundle.spectrogram.sample_rate, 3),
             "prediction": labels[int(probs.argmax())],
             "probabilities": {lab: round(float(p), DECIMALS) for lab, p in zip(labels, probs)},
         }
-        if timeline:
-            width = bundle.window_seconds
+        if segments is not None:
             record["windows"] = [
                 {
-                    "start_s": round(float(s), 3),
-                    "end_s": round(float(s) + width, 3),
-                    "prediction": labels[int(wp.argmax())],
-                    "probabilities": {lab: round(float(p), DECIMALS) for lab, p in zip(labels, wp)},
+                    "start_s": round(float(row["start_s"]), 3),
+                    "end_s": round(float(row["end_s"]), 3),
+                    "prediction": row["prediction"],
+                    "probabilities": {lab: round(float(row[lab]), DECIMALS) for lab in labels},
                 }
-                for s, wp in zip(starts, window_probs)
+                for row in segments.to_dict("records")
             ]
         out.append(record)
     return out
