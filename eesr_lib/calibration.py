@@ -36,21 +36,30 @@ N_BINS = 10
 def load_scores(
     results_dir: str | Path, dataset: str, protocol: str, variant: str
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    """Every test prediction of a run's finished folds: a table (``id``, ``fold``, ``true`` as a
-    class index), the score matrix ``(N, K)`` and the labels. Raises if no fold has finished or a
-    fold kept no scores."""
+    """:func:`prediction_scores` of a run's finished folds in ``results_dir``; raises if there are none."""
     from .report import load_folds
 
-    records = sorted(load_folds(results_dir, dataset, protocol, variant), key=lambda r: r["fold"])
+    records = load_folds(results_dir, dataset, protocol, variant)
     if not records:
         raise EESRError(f"No finished fold in {Path(results_dir) / dataset / protocol / variant}")
+    return prediction_scores(records)
+
+
+def prediction_scores(records: list[dict]) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Every test prediction of some fold records (each utterance tested once a protocol): a table
+    (``id``, ``fold``, ``true`` as a class index), the score matrix ``(N, K)`` and the labels.
+    Raises if there is no record or a fold kept no scores."""
+    if not records:
+        raise EESRError("No fold records to read scores from")
+    records = sorted(records, key=lambda r: r["fold"])
     labels = list(records[0]["labels"])
     index = {lab: i for i, lab in enumerate(labels)}
     rows, scores = [], []
     for r in records:
         for p in r["predictions"]:
             if "scores" not in p:
-                raise EESRError(f"{dataset}/{protocol}/{variant} fold {r['fold']} kept no scores")
+                name = "/".join(str(r.get("config", {}).get(k, "?")) for k in ("dataset", "protocol", "variant"))
+                raise EESRError(f"{name} fold {r['fold']} kept no scores")
             rows.append((p["id"], r["fold"], index[p["true"]]))
             scores.append(p["scores"])
     table = pd.DataFrame(rows, columns=["id", "fold", "true"])

@@ -9,9 +9,10 @@ window the same summary of everything else that was said. So a timeline cuts the
 it were an utterance of its own: its own spectrogram windows and its own IS10 vector.
 
 :func:`join_recordings` builds such a recording from labelled utterances (with their true
-labels as spans), :func:`segment_labels` says which true label each segment covers and
-:func:`map_labels` translates another corpus's class names to the model's (RAVDESS's "angry"
-is EMODB's "anger"; "calm" has no EMODB class), so that a timeline can be checked against the truth.
+labels as spans; :func:`one_per_class` picks one speaker's), :func:`segment_labels` says which
+true label each segment covers and :func:`map_labels` translates another corpus's class names to
+the model's (RAVDESS's "angry" is EMODB's "anger"; "calm" has no EMODB class), so that a timeline
+can be checked against the truth.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 
 from .audio import read_audio
 from .bundle import Bundle
+from .corpora import Corpus
 from .crops import windows
 from .errors import EESRError
 
@@ -127,6 +129,23 @@ def join_recordings(
         parts.append(wav)
         at += len(wav)
     return np.concatenate(parts), pd.DataFrame(rows, columns=["id", "label", "start_s", "end_s"])
+
+
+def one_per_class(corpus: Corpus, speaker: str) -> pd.DataFrame:
+    """One utterance of ``speaker`` per class, in the corpus's class order: the first by id, of the
+    strongest intensity where the corpus records one (RAVDESS acts each emotion "normal" and
+    "strong", neutral only "normal"), so that a short recording shows each emotion clearly."""
+    table = corpus.table[corpus.table["speaker"].astype(str) == str(speaker)]
+    if table.empty:
+        raise EESRError(f"No utterance of speaker {speaker!r} in {corpus.name}")
+    keys = ["id"]
+    if "intensity" in table:
+        table = table.assign(_weak=table["intensity"] != "strong")
+        keys = ["_weak", "id"]
+    picked = table.sort_values(keys).groupby("label", sort=False).head(1)
+    order = {lab: i for i, lab in enumerate(corpus.labels)}
+    picked = picked.sort_values("label", key=lambda s: s.map(order))
+    return picked.drop(columns="_weak", errors="ignore").reset_index(drop=True)
 
 
 def segment_labels(segments: pd.DataFrame, spans: pd.DataFrame, min_share: float = 0.5) -> pd.Series:

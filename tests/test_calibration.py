@@ -100,7 +100,7 @@ def test_load_scores_pools_the_folds(tmp_path):
     run = tmp_path / "toy" / "kfold5" / "net"
     _fold(run, 1, [{"id": "u3", "true": "a", "pred": "a", "scores": [0.8, 0.2]}])
     _fold(run, 0, [{"id": "u1", "true": "b", "pred": "a", "scores": [0.6, 0.4]}, {"id": "u2", "true": "b"}])
-    with pytest.raises(EESRError, match="kept no scores"):
+    with pytest.raises(EESRError, match="fold 0 kept no scores"):
         cal.load_scores(tmp_path, "toy", "kfold5", "net")
     _fold(run, 0, [{"id": "u1", "true": "b", "pred": "a", "scores": [0.6, 0.4]}])
     table, scores, labels = cal.load_scores(tmp_path, "toy", "kfold5", "net")
@@ -108,3 +108,5 @@ def test_load_scores_pools_the_folds(tmp_path):
     np.testing.assert_allclose(scores, [[0.6, 0.4], [0.8, 0.2]])
     with pytest.raises(EESRError, match="No finished fold"):
         cal.load_scores(tmp_path, "toy", "kfold5", "other")
+    with pytest.raises(EESRError, match="No fold records"):
+        cal.prediction_scores([])

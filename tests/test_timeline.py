@@ -7,6 +7,7 @@ import torch
 
 from eesr_lib import timeline as tl
 from eesr_lib.bundle import EESRClassifier, load_bundle, save_bundle
+from eesr_lib.corpora import Corpus
 from eesr_lib.errors import EESRError
 from eesr_lib.features import corpus_features
 from eesr_lib.model import ModelConfig
@@ -39,6 +40,26 @@ def test_map_labels_to_the_models_names():
     got = tl.map_labels(ravdess, emodb)
     assert got == ["neutral", None, "happiness", "sadness", "anger", "fear", "disgust", None, None]
     assert tl.map_labels(["surprised", "anger"], emodb + ("surprised",)) == ["surprised", "anger"]
+
+
+def test_one_per_class_prefers_strong_intensity_and_keeps_class_order():
+    table = pd.DataFrame(
+        {
+            "id": ["a-sad-normal", "c-sad-strong", "b-sad-strong", "d-angry-normal", "e-neutral", "x-angry"],
+            "path": ["p"] * 6,
+            "label": ["sad", "sad", "sad", "angry", "neutral", "angry"],
+            "speaker": ["01", "01", "01", "01", "01", "02"],
+            "intensity": ["normal", "strong", "strong", "normal", "normal", "strong"],
+        }
+    )
+    corpus = Corpus("toy", ("neutral", "angry", "sad"), table)
+    assert tl.one_per_class(corpus, "01")["id"].tolist() == ["e-neutral", "d-angry-normal", "b-sad-strong"]
+    assert tl.one_per_class(corpus, "02")["id"].tolist() == ["x-angry"]
+    assert "_weak" not in tl.one_per_class(corpus, "01")
+    no_intensity = Corpus("toy", ("neutral", "angry", "sad"), table.drop(columns="intensity"))
+    assert tl.one_per_class(no_intensity, "01")["id"].tolist() == ["e-neutral", "d-angry-normal", "a-sad-normal"]
+    with pytest.raises(EESRError, match="speaker '03'"):
+        tl.one_per_class(corpus, "03")
 
 
 def test_join_recordings_places_spans_with_gaps(emodb):
