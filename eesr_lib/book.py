@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from .corpora import Corpus, load_corpus
 from .errors import EESRError
+
+if TYPE_CHECKING:
+    from .experiments import Experiments
 
 # Importing this module first (chapters do) keeps the "no progress widgets" warning, which tqdm
 # raises when a library module imports tqdm.auto, off the built pages.
@@ -83,6 +87,49 @@ def setup_chapter(
         corpus = smoke_subset(corpus, seed)
         _show_markdown(SMOKE_BANNER.format(n=len(corpus), per_class=SMOKE_PER_CLASS))
     return corpus
+
+
+def setup_result_chapter(
+    dataset: str,
+    data_root: str | None = None,
+    profile: str = "paper",
+    results_dir: str = "results",
+    device: str = "auto",
+    seed: int = 0,
+    run_missing: bool | None = None,
+    display_precision: int = 2,
+) -> tuple[Corpus, Experiments]:
+    """:func:`setup_chapter`, then the chapter's experiments (:class:`eesr_lib.experiments.Experiments`),
+    whose settings table it shows first: what the page computes or reads, and from where.
+
+    Why: chapters 4-6 show results of ``eesr run`` experiments; under profile "paper" they read the
+    finished 40-epoch folds in ``results_dir`` and train nothing, under "smoke" they train one fold
+    for one epoch (``eesr_lib.experiments.PROFILES``). One call keeps the three chapters alike.
+    """
+    from .experiments import Experiments
+
+    corpus = setup_chapter(dataset, data_root, profile, seed, display_precision)
+    experiments = Experiments.for_chapter(
+        corpus,
+        dataset=dataset,
+        profile=profile,
+        results_dir=results_dir,
+        data_root=data_root,
+        device=device,
+        seed=seed,
+        run_missing=run_missing,
+    )
+    _show(experiments.settings())
+    return corpus, experiments
+
+
+def _show(obj: object) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # outside Jupyter: plain text
+        print(obj)
+        return
+    display(obj)
 
 
 def _show_markdown(text: str) -> None:

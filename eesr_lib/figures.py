@@ -9,18 +9,16 @@ speaker-resampled interval of the pooled gap. Drawn from result files at build t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import paper  # noqa: E402
-from .report import load_folds  # noqa: E402
-from .stats import bootstrap_scores, compare_runs  # noqa: E402
+from . import paper
+from .report import load_folds, pooled_intervals
+from .stats import compare_runs
 
 # (label, with, without): the Table 4 comparisons drawn, each a pair that differs by one ingredient
 GAPS = [
@@ -56,19 +54,10 @@ def claim_rows(results_dir: str | Path, dataset: str, speakers: pd.Series, n_boo
         recs = complete(protocol, "ae+ee+in")
         if recs is None:
             continue
-        labels = recs[0]["labels"]
-        index = {lab: i for i, lab in enumerate(labels)}
-        preds = [p for r in recs for p in r["predictions"]]
-        b = bootstrap_scores(
-            np.array([index[p["true"]] for p in preds]),
-            np.array([index[p["pred"]] for p in preds]),
-            len(labels),
-            speakers.loc[[p["id"] for p in preds]].to_numpy(),
-            n_boot,
-        )
+        b = pooled_intervals(recs, speakers, n_boot)
         rows.append(
-            {"panel": "wa", "label": "WA of AE+EE,IN", "protocol": protocol, "ours": b["wa"], "lo": b["wa_lo"]}
-            | {"hi": b["wa_hi"], "paper": paper_wa}
+            {"panel": "wa", "label": "WA of AE+EE,IN", "protocol": protocol, "ours": b["WA_pooled"], "lo": b["WA_lo"]}
+            | {"hi": b["WA_hi"], "paper": paper_wa}
         )
     for protocol in PROTOCOLS:
         for label, a, b in GAPS:
@@ -137,3 +126,106 @@ def write_claims_figure(results_dir: str | Path, dataset: str, speakers: pd.Seri
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+# The result chapters' figures. Each takes the tables of eesr_lib.tables and returns the figure;
+# the chapter shows it (plt.show()), so a page holds only the call.
+
+
+def fold_spread(shown, protocol: str, paper_wa: float | None = None) -> plt.Figure | None:
+    """WA and UA of every fold of every variant run under ``protocol``: one dot per fold over a box
+    of the quartiles (seaborn), the paper's Table 14 WA as a dashed line where given; None if none ran."""
+    import seaborn as sns
+
+    from .experiments import VARIANT_NAMES
+
+    present = [v for v in shown.order if shown.runs(protocol, v)]
+    if not present:
+        return None
+    names = {v: VARIANT_NAMES[v].replace(" (proposed)", "") for v in present}
+    folds = pd.DataFrame(
+        [
+            {"variant": names[v], "metric": m.upper(), "score": r["metrics"][m]}
+            for v in present
+            for r in shown.runs(protocol, v)
+            for m in ("wa", "ua")
+        ]
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True, layout="constrained")
+    for ax, metric in zip(axes, ("WA", "UA")):
+        part = folds[folds.metric == metric]
+        with warnings.catch_warnings():  # seaborn 0.13.2 passes boxplot's `vert`, deprecated in matplotlib 3.11
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sns.boxplot(part, x="variant", y="score", ax=ax, width=0.5, showfliers=False, color="white")
+        sns.stripplot(part, x="variant", y="score", ax=ax, hue="variant", size=5, alpha=0.8, jitter=0.13, legend=False)
+        if metric == "WA" and paper_wa is not None:
+            ax.axhline(paper_wa, color="gray", linestyle="--", label="paper, AE+EE,IN (Table 14)")
+            ax.legend(loc="lower left", fontsize=8)
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.set(title=f"{metric} per fold", xlabel="", ylabel="%")
+        ax.grid(axis="y", alpha=0.3)
+    n = max(len(shown.runs(protocol, v)) for v in present)
+    fig.suptitle(f"{shown.corpus.name}, {protocol}: {n} fold(s) per variant")
+    return fig
+
+
+def gap_intervals(comparisons: pd.DataFrame, dataset: str) -> plt.Figure:
+    """The UA gap of AE+EE,IN to every other run with its speaker-resampled 95 % interval, one panel
+    per protocol (``comparisons``: :attr:`eesr_lib.tables.Shown.comparisons`)."""
+    protocols = list(dict.fromkeys(comparisons.protocol))
+    fig, axes = plt.subplots(
+        1,
+        len(protocols),
+        figsize=(5.5 * len(protocols), 1.3 + 0.45 * comparisons.vs.nunique()),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, protocol in zip(axes[0], protocols):
+        t = comparisons[comparisons.protocol == protocol].reset_index(drop=True)
+        ax.errorbar(t.gap, t.index, xerr=[t.gap - t.lo, t.hi - t.gap], fmt="o", capsize=3)
+        ax.axvline(0, color="gray", linestyle="--")
+        ax.set_yticks(t.index, t.vs)
+        ax.invert_yaxis()
+        ax.set(title=f"{dataset}, {protocol}", xlabel="UA, AE+EE,IN minus the other run (points)")
+        ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def rerun_scatter(noise: dict[str, dict], dataset: str) -> plt.Figure:
+    """Each fold's UA in the first training of AE+EE,IN against the second (``noise``:
+    :func:`eesr_lib.tables.rerun_noise`); on the diagonal, retraining changed nothing."""
+    fig, axes = plt.subplots(1, len(noise), figsize=(4.2 * len(noise), 4), squeeze=False, layout="constrained")
+    for ax, (protocol, r) in zip(axes[0], noise.items()):
+        lo, hi = min(r["first"] + r["again"]) - 3, max(r["first"] + r["again"]) + 3
+        ax.plot([lo, hi], [lo, hi], color="gray", linestyle="--", linewidth=1)
+        ax.scatter(r["first"], r["again"])
+        for k, x, y in zip(r["folds"], r["first"], r["again"]):
+            ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(4, -3), fontsize=8)
+        ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal", title=f"{dataset}, {protocol}: AE+EE,IN twice")
+        ax.set(xlabel="UA, first training (per fold)", ylabel="UA, second training")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def confusion_panels(pooled: dict, labels: list[str], title: str, ref: dict | None = None) -> plt.Figure:
+    """Our pooled confusion matrix in % of each true class (seaborn heatmap); with the paper's
+    matrix ``ref`` (``eesr_lib.paper.CONFUSION_PCT``), also the paper's and our difference to it."""
+    import seaborn as sns
+
+    ours = np.asarray(pooled["confusion_pct"], dtype=float)
+    panels = [(ours, f"ours: % of each true class ({pooled['n']} utterances)", "Blues", (0, 100), ".0f")]
+    if ref:
+        delta = ours - np.asarray(ref["rows"], dtype=float)
+        lim = max(10.0, float(np.abs(delta).max()))
+        panels.append((np.asarray(ref["rows"], dtype=float), f"paper, Table {ref['table']}", "Blues", (0, 100), ".0f"))
+        panels.append((delta, "ours − paper (points)", "RdBu_r", (-lim, lim), "+.0f"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), layout="constrained", squeeze=False)
+    for ax, (matrix, name, cmap, (vmin, vmax), fmt) in zip(axes[0], panels):
+        frame = pd.DataFrame(matrix, index=labels, columns=labels)
+        sns.heatmap(frame, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=True, fmt=fmt, cbar=False, square=True)
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    fig.suptitle(title)
+    return fig

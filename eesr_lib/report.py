@@ -74,7 +74,7 @@ def summary(
         ua = mean_std([r["metrics"]["ua"] for r in recs])
         pooled = pooled_metrics(recs)
         is_baseline = var.startswith("is10+svm")
-        row = _intervals(recs, (speakers or {}).get(ds), n_boot) if n_boot > 0 else {}
+        row = pooled_intervals(recs, (speakers or {}).get(ds), n_boot) if n_boot > 0 else {}
         rows.append(
             row
             | {
@@ -96,8 +96,9 @@ def summary(
     return pd.DataFrame(rows)
 
 
-def _intervals(records: list[dict], speakers: pd.Series | None, n_boot: int) -> dict:
-    """Pooled WA / UA / macro-F1 with speaker-resampled 95 % intervals, for :func:`summary`."""
+def pooled_intervals(records: list[dict], speakers: pd.Series | None, n_boot: int) -> dict:
+    """Pooled WA / UA / macro-F1 with speaker-resampled 95 % intervals (:func:`summary`, the book's
+    tables); ``speakers`` maps utterance id to speaker, None (or an unknown id) resamples utterances."""
     labels = records[0]["labels"]
     index = {lab: i for i, lab in enumerate(labels)}
     preds = [p for r in records for p in r["predictions"]]
@@ -112,6 +113,8 @@ def _intervals(records: list[dict], speakers: pd.Series | None, n_boot: int) -> 
         n_boot,
     )
     return {
+        "WA_pooled": b["wa"],
+        "UA_pooled": b["ua"],
         "WA_lo": b["wa_lo"],
         "WA_hi": b["wa_hi"],
         "UA_lo": b["ua_lo"],

@@ -1,0 +1,283 @@
+"""The book's readings in words, written from measured numbers each time a page is built.
+
+A chapter's "Reading" section says which of the paper's claims hold on its corpus. Its sentences
+are generated here from the tables of :mod:`eesr_lib.tables` and the verdict rules of
+:mod:`eesr_lib.claims`, so that no number in them is typed by hand and the wording of each
+verdict sits next to the rule that gives it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import claims, paper
+from .experiments import VARIANT_NAMES as NAMES
+from .plan import ABLATIONS, runs_for
+from .tables import PROPOSED, Shown, signed
+
+# Table 4's pairs that differ by exactly one ingredient: (with, without)
+INGREDIENTS = {
+    "Emotion embedding (EE)": [("ae+ee", "ae"), ("ae+ee+in", "ae+in")],
+    "Instance normalization (IN)": [("ae+in", "ae"), ("ae+ee+in", "ae+ee")],
+    "IS10 beside the deep feature": [("ae", "ae-os"), ("ae+ee+in", "ae-os+ee+in")],
+}
+
+
+def _interval(shown: Shown, protocol: str, variant: str) -> tuple[float, float] | None:
+    r = shown.comparison(protocol, variant)
+    return None if r is None else (r.lo, r.hi)
+
+
+def _interval_text(shown: Shown, protocol: str, variant: str) -> str:
+    r = shown.comparison(protocol, variant)
+    if r is None:
+        return ""
+    return f" (pooled {signed(r.gap)}, 95% interval over speakers {signed(r.lo)} to {signed(r.hi)})"
+
+
+def table14_lines(shown: Shown) -> list[str]:
+    """Table 14: the proposed model's WA on EMODB against the paper's."""
+    out = []
+    for protocol, paper_wa in paper.EMODB_WA.items():
+        wa = shown.cell(protocol, PROPOSED, "WA") if shown.corpus.name == "emodb" else None
+        if wa is None:
+            continue
+        n = len(shown.runs(protocol, PROPOSED))
+        out.append(
+            f"- **Table 14, EMODB {paper.SETTING_NAMES[protocol]}:** the paper reports WA {paper_wa}; ours is "
+            f"{wa[0]:.1f} ± {wa[1]:.1f}{shown.folds_note(protocol, PROPOSED, n)}, "
+            f"{paper_wa - wa[0]:.1f} points lower. **Does not hold** at the paper's level."
+            if not claims.table14_holds(wa[0], paper_wa)
+            else f"- **Table 14, {paper.SETTING_NAMES[protocol]}:** ours {wa[0]:.1f} vs the paper's {paper_wa}: holds."
+        )
+    return out
+
+
+def baseline_lines(shown: Shown) -> list[str]:
+    """The proposed model beats IS10+SVM (Table 4: by 8.1 UA on IEMOCAP LOSO)."""
+    out = []
+    for protocol in shown.protocols:
+        gap = shown.fold_gap(protocol, PROPOSED, "is10+svm")
+        if gap is None:
+            continue
+        mlp = shown.fold_gap(protocol, PROPOSED, "is10+mlp")
+        verdict, reason = claims.beats_baseline(gap[0], _interval(shown, protocol, "is10+svm"))
+        out.append(
+            f"- **AE+EE,IN above IS10+SVM** (the paper: +8.1 UA on IEMOCAP LOSO), {protocol}: ours "
+            f"{gap[0]:+.1f} UA{shown.folds_note(protocol, PROPOSED, gap[1])}"
+            + _interval_text(shown, protocol, "is10+svm")
+            + (f"; over the same head on IS10 alone (IS10+MLP) {mlp[0]:+.1f}" if mlp else "")
+            + (
+                ". **Holds.**"
+                if verdict == claims.HOLDS
+                else ". **Does not hold**: "
+                + {
+                    "above": f"above it by less than {claims.BEATS_BASELINE_UA:g} points.",
+                    "no clear difference": "slightly below the baseline, within the speaker-resampling noise "
+                    "(no clear difference).",
+                    "below": "below the baseline.",
+                }[reason]
+            )
+        )
+    return out
+
+
+def ordering_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
+    """Each ingredient adds (Table 4's ordering): every ablation row below AE+EE,IN."""
+    out = []
+    planned = set(runs_for(shown.corpus))
+    for protocol in shown.protocols:
+        rows, gaps, clear = [], {}, 0
+        for variant in ABLATIONS:
+            gap = shown.fold_gap(protocol, variant, PROPOSED)
+            if gap is None:
+                continue
+            rows.append(f"{NAMES[variant]} {gap[0]:+.1f}{shown.folds_note(protocol, variant, gap[1])}")
+            gaps[NAMES[variant]] = gap[0]
+            ci = _interval(shown, protocol, variant)
+            clear += ci is not None and not claims.interval_contains_zero(ci)
+        if rows:
+            left = len(ABLATIONS) - len(rows)
+            order_verdict, above, tiny = claims.ordering(gaps, gap_sd.get(protocol))
+            verdict = {
+                claims.HOLDS: "**Holds**: every row run so far is below AE+EE,IN",
+                claims.HOLDS_IN_SIGN: "**Holds in sign only**: every row is below AE+EE,IN, but "
+                + ", ".join(tiny)
+                + " by no more than a second training of the same model moves it (see *Training noise*)",
+                claims.DOES_NOT_HOLD: f"**Does not hold**: {', '.join(above)} at or above AE+EE,IN",
+            }[order_verdict]
+            out.append(
+                f"- **Each ingredient adds**, {protocol} (ablation minus AE+EE,IN, UA points): "
+                + ", ".join(rows)
+                + f". {verdict}; {clear} of {len(rows)} gaps outside the speaker-resampling noise"
+                + (f" ({left} row(s) not run yet)." if left else ".")
+            )
+        elif shown.runs(protocol, PROPOSED):
+            in_plan = any((protocol, v) in planned for v in ABLATIONS)
+            where = (
+                "rebuilds Table 4 on this corpus under " + ", ".join(shown.ablated) + ", not this one."
+                if shown.ablated
+                else "does not rebuild Table 4 on this corpus."
+            )
+            out.append(
+                f"- **Each ingredient adds**, {protocol}: "
+                + (
+                    "the ablation rows are not run yet (commands above)."
+                    if in_plan
+                    else "the replication's list (`eesr_lib/plan.py`) " + where
+                )
+            )
+    return out
+
+
+def ingredient_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
+    """Each ingredient on its own: the pairs of Table 4 that differ by exactly that ingredient."""
+    out = []
+    verdicts = {
+        claims.NO_EFFECT: "**No measurable effect**: every gap is within training noise (see *Training noise*)",
+        claims.HOLDS: "**Holds**",
+        claims.DOES_NOT_HOLD: "**Does not hold**",
+        claims.MIXED: "**Mixed**",
+    }
+    for protocol in shown.protocols:
+        paper_protocol = "loso-speaker" if protocol == "loso-speaker" else "kfold10"
+        for ingredient, pairs in INGREDIENTS.items():
+            parts, gaps = [], []
+            for with_, without in pairs:
+                gap = shown.fold_gap(protocol, with_, without)
+                if gap is None:
+                    continue
+                table4 = paper.TABLE4_UA_IEMOCAP
+                ref = table4[with_][paper_protocol] - table4[without][paper_protocol]
+                parts.append(
+                    f"{NAMES[with_]} − {NAMES[without]} = {signed(gap[0])}"
+                    f"{shown.folds_note(protocol, with_, gap[1])} (paper {ref:+.1f})"
+                )
+                gaps.append(gap[0])
+            if parts:
+                verdict = verdicts[claims.ingredient_effect(gaps, gap_sd.get(protocol))]
+                out.append(f"- **{ingredient} adds**, {protocol}: " + "; ".join(parts) + f". {verdict}.")
+    return out
+
+
+def held_out_lines(shown: Shown) -> list[str]:
+    """How much of the k-fold result survives held-out speakers."""
+    out = []
+    for variant in (PROPOSED, "is10+svm"):
+        kf, lo = shown.cell("kfold5", variant, "UA"), shown.cell("loso-speaker", variant, "UA")
+        if kf is None or lo is None:
+            continue
+        kf, lo = kf[0], lo[0]
+        n = len(shown.runs("loso-speaker", variant))
+        out.append(
+            f"- **Held-out speakers**, {NAMES[variant]}: UA {kf:.1f} with stratified 5-fold, {lo:.1f} "
+            f"leaving each speaker out{shown.folds_note('loso-speaker', variant, n)}: {kf - lo:.1f} points of the "
+            "5-fold score are lost when the test speaker is not in the training set."
+        )
+    return out
+
+
+def noise_lines(shown: Shown, noise: dict[str, dict]) -> list[str]:
+    """Where a gap is no larger than a second training of the same model gives."""
+    out = []
+    for protocol, r in noise.items():
+        small = []
+        for variant in [*ABLATIONS, "is10+svm"]:
+            gap = shown.fold_gap(protocol, variant, PROPOSED)
+            if gap is not None and claims.within_training_noise(gap[0], r["gap_sd"]):
+                small.append(f"{NAMES[variant]} ({signed(gap[0])})")
+        times = "twice" if claims.NOISE_SDS == 2 else f"{claims.NOISE_SDS:g} times"
+        out.append(
+            f"- **Training noise**, {protocol}: AE+EE,IN trained a second time, unchanged, moved single folds by "
+            f"{r['mean_abs']:.1f} UA on average (up to {r['max_abs']:.1f}) and the fold-paired mean by "
+            f"{signed(r['gap'])}; a paired gap between two equally good models would have a standard deviation of "
+            f"about {r['gap_sd']:.1f}. "
+            + (
+                f"Gaps to AE+EE,IN within {times} that: " + ", ".join(small) + ": retraining alone could produce them."
+                if small
+                else "Every gap to AE+EE,IN above is larger than twice that."
+            )
+        )
+    return out
+
+
+def claims_reading(shown: Shown, noise: dict[str, dict]) -> str:
+    """Chapter 4's reading, claim by claim, as one Markdown list (``noise``: :func:`eesr_lib.tables.rerun_noise`)."""
+    gap_sd = {p: r["gap_sd"] for p, r in noise.items()}
+    lines = (
+        table14_lines(shown)
+        + baseline_lines(shown)
+        + ordering_lines(shown, gap_sd)
+        + ingredient_lines(shown, gap_sd)
+        + held_out_lines(shown)
+        + noise_lines(shown, noise)
+    )
+    return "\n".join(lines) if lines else "*Not enough finished runs for a reading yet.*"
+
+
+def search_reading(log: pd.DataFrame) -> str:
+    """Chapter 7: the recipe search on split 0, per protocol, against the IS10 baselines."""
+    lines = []
+    for protocol, part in log.groupby("protocol"):
+        fused = part[part.variant.str.startswith("ae+")]
+        deep = part[part.variant.str.startswith("ae-os")]
+        svm = part[part.variant.str.startswith("is10+svm")]
+        mlp = part[part.variant.str.startswith("is10+mlp")]
+        if fused.empty or svm.empty:
+            continue
+        best = fused.loc[fused.split0_score.idxmax()]
+        worst = fused.loc[fused.split0_score.idxmin()]
+        gap = best.split0_score - svm.split0_score.max()
+        lines.append(
+            f"- **{protocol}**: {len(fused)} configurations of the full model (with IS10) were tried on split 0. "
+            f"They span {worst.split0_score:.1f} (`{worst.variant}`) to {best.split0_score:.1f} "
+            f"(`{best.variant}`: {best.changes}), the best {'above' if gap > 0 else 'below'} IS10+SVM's "
+            f"{svm.split0_score.max():.1f} by {abs(gap):.1f} points"
+            + (
+                f" and {'above' if best.split0_score > mlp.split0_score.max() else 'below'} the IS10+MLP head's "
+                f"{mlp.split0_score.max():.1f}"
+                if not mlp.empty
+                else ""
+            )
+            + "."
+        )
+        if not deep.empty:
+            d = deep.loc[deep.split0_score.idxmax()]
+            lines.append(
+                f"- The deep feature alone (no IS10) reached at best {d.split0_score:.1f} UA (`{d.variant}`) in "
+                f"{len(deep)} tries: on this corpus the fused model leans on IS10; the autoencoder's share is small."
+            )
+    return "\n".join(lines) if lines else "Not enough runs to compare yet."
+
+
+def verdict_line(protocol: str, runs: dict, comparison: dict | None = None) -> str:
+    """Chapter 7's verdict on the bar for one protocol: fold-paired gap AE+EE,IN − IS10+SVM, folds won,
+    and (where given, :func:`eesr_lib.stats.compare_runs`) the pooled gap's speaker-resampled interval.
+    ``runs`` maps a variant to its fold records under ``protocol``."""
+    from .report import paired_gap
+
+    proposed, svm = runs[PROPOSED], runs["is10+svm"]
+    gap, n = paired_gap(proposed, svm)
+    total = svm[0]["n_folds"]
+    svm_ua = {s["fold"]: s["metrics"]["ua"] for s in svm}
+    wins = sum(a["metrics"]["ua"] > svm_ua[a["fold"]] for a in proposed if a["fold"] in svm_ua)
+    interval = (
+        f" (pooled {signed(comparison['gap'])}, 95 % interval over speakers {signed(comparison['lo'])} to "
+        f"{signed(comparison['hi'])})"
+        if comparison
+        else ""
+    )
+    met = claims.beats_baseline(gap)[0] == claims.HOLDS
+    return (
+        f"- **{protocol}** ({n} of {total} folds): AE+EE,IN minus IS10+SVM = **{gap:+.1f}** UA points on average"
+        f"{interval}, AE+EE,IN ahead on {wins} of {n} folds; the bar is +{claims.BEATS_BASELINE_UA:g}: "
+        + ("**met**" if met else "**not met**")
+        + ("." if n == total else f" so far ({total - n} folds still to run).")
+    )
+
+
+def fold_gap_range(values: list[float]) -> str:
+    """A list of gaps as the intro words it: "-31.2" or "from -34.0 to -28.9"."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return signed(lo) if round(lo, 1) == round(hi, 1) else f"{signed(lo)} to {signed(hi)}"

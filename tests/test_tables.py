@@ -1,0 +1,135 @@
+"""The result chapters' tables, readings and figures, on made-up fold records (no run, no corpus on disk)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+from eesr_lib import figures, paper, readings, tables
+from eesr_lib.corpora import Corpus
+
+LABELS = ["anger", "boredom", "sadness"]
+N_FOLDS, PER_FOLD = 3, 30
+
+
+def _corpus() -> Corpus:
+    ids = [f"u{k}-{i}" for k in range(N_FOLDS) for i in range(PER_FOLD)]
+    table = pd.DataFrame(
+        {
+            "id": ids,
+            "path": ids,
+            "label": [LABELS[i % 3] for i in range(len(ids))],
+            "speaker": [f"s{i % 6}" for i in range(len(ids))],
+        }
+    )
+    return Corpus("toy", tuple(LABELS), table)
+
+
+def _records(correct_share: float, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(N_FOLDS):
+        preds = []
+        for i in range(PER_FOLD):
+            true = LABELS[i % 3]
+            pred = true if rng.random() < correct_share else LABELS[(i + 1) % 3]
+            preds.append({"id": f"u{k}-{i}", "true": true, "pred": pred})
+        y = [p["true"] for p in preds]
+        p_ = [p["pred"] for p in preds]
+        metrics = {"wa": 100 * accuracy_score(y, p_), "ua": 100 * balanced_accuracy_score(y, p_)}
+        for name in ("precision", "recall", "f1"):
+            metrics[name] = dict.fromkeys(LABELS, 50.0)
+        out.append(
+            {
+                "fold": k,
+                "n_folds": N_FOLDS,
+                "labels": LABELS,
+                "predictions": preds,
+                "metrics": metrics,
+                "config": {"train": {"epochs": 40}},
+                "provenance": {"wall_time_s": 60.0, "hardware": {"device": "cpu"}},
+            }
+        )
+    return out
+
+
+@pytest.fixture()
+def shown() -> tables.Shown:
+    share = {"ae+ee+in": 0.8, "is10+svm": 0.85, "ae": 0.8, "ae-os": 0.4}
+    records = {("kfold5", v): _records(s, seed=i) for i, (v, s) in enumerate(share.items())}
+    status = {key: f"{N_FOLDS}/{N_FOLDS} folds" for key in records}
+    return tables.Shown(_corpus(), ["kfold5"], list(share), records, status, n_boot=200)
+
+
+def test_scores_table_prints_pooled_scores_with_speaker_intervals_and_macro_f1(shown):
+    table = tables.scores_table(shown, "kfold5")
+    assert list(table.index) == ["IS10+SVM", "AE-OS", "AE", "AE+EE,IN (proposed)"]  # Table 4's order
+    recs = shown.runs("kfold5", "ae-os")
+    y = [p["true"] for r in recs for p in r["predictions"]]
+    pred = [p["pred"] for r in recs for p in r["predictions"]]
+    s = shown.scores("kfold5", "ae-os")
+    assert s["WA"][0] == pytest.approx(100 * accuracy_score(y, pred))
+    assert s["UA"][0] == pytest.approx(100 * balanced_accuracy_score(y, pred))
+    assert s["F1"][0] == pytest.approx(100 * f1_score(y, pred, average="macro"))
+    for metric in ("WA", "UA", "F1"):
+        value, lo, hi = s[metric]
+        assert lo <= value <= hi and hi - lo > 0
+    assert table.loc["AE-OS", "UA pooled [95 %]"] == tables.with_interval(*s["UA"])
+    assert table.loc["IS10+SVM", "epochs"] == "—" and table.loc["AE", "epochs"] == 40
+    assert tables.scores_table(shown, "loso-speaker") is None
+
+
+def test_table4_gaps_and_table14_say_what_is_missing(shown):
+    t4 = tables.table4(shown)
+    assert list(t4.index) == ["IS10+SVM", "AE-OS", "AE", "AE+EE,IN (proposed)"]  # the variants shown
+    assert t4.loc["AE", "ours UA, toy kfold5"] == tables.mean_pm(shown.cell("kfold5", "ae", "UA"))
+    assert t4.loc["AE", "paper UA, IEMOCAP LOSO"] == paper.TABLE4_UA_IEMOCAP["ae"]["loso-speaker"]
+    gaps = tables.gap_table(shown)
+    assert gaps.loc["AE+EE,IN (proposed)", "ours, kfold5"] == "+0.0"
+    best = paper.TABLE4_UA_IEMOCAP["ae+ee+in"]["kfold10"]
+    assert gaps.loc["AE", "paper, IEMOCAP 10-fold"] == round(paper.TABLE4_UA_IEMOCAP["ae"]["kfold10"] - best, 2)
+    t14 = tables.table14(shown)
+    assert len(t14) == 2  # the proposed model and IS10+SVM under 5-fold; IS10+MLP is not shown
+    wa = shown.cell("kfold5", "ae+ee+in", "WA")[0]
+    assert t14.iloc[0]["ours − paper"] == round(wa - paper.EMODB_WA["kfold5"], 2)
+    assert tables.signed(-0.04) == "0.0" and tables.signed(1.26) == "+1.3"
+
+
+def test_reading_words_each_claim_from_the_numbers(shown):
+    text = readings.claims_reading(shown, noise={})
+    assert "**AE+EE,IN above IS10+SVM**" in text and "**Does not hold**" in text
+    gap = shown.fold_gap("kfold5", "ae+ee+in", "is10+svm")[0]
+    assert f"ours {gap:+.1f} UA" in text
+    assert "(3 row(s) not run yet)" in text  # AE-OS and AE are two of the five ablation rows
+    assert "IS10 beside the deep feature adds**, kfold5: AE − AE-OS" in text
+    empty = tables.Shown(shown.corpus, ["kfold5"], ["ae"], {}, {}, n_boot=200)
+    assert readings.claims_reading(empty, {}) == "*Not enough finished runs for a reading yet.*"
+
+
+def test_comparisons_and_agreement(shown):
+    t = tables.comparison_table(shown)
+    assert len(t) == 3 and t.index.names == ["protocol", "vs"]
+    assert "same answer on" in tables.agreement_markdown(shown)
+    line = readings.verdict_line("kfold5", {v: shown.runs("kfold5", v) for v in ("ae+ee+in", "is10+svm")})
+    assert "**not met**" in line and f"of {N_FOLDS} folds" in line
+
+
+def test_per_class_table_and_confusions(shown):
+    recs = shown.runs("kfold5", "ae-os")
+    table, pooled = tables.per_class_table(recs, ("toy", "kfold5"))
+    assert list(table.index) == LABELS and ("", "support") in table.columns
+    assert table[("", "support")].sum() == N_FOLDS * PER_FOLD
+    text = tables.most_confused(pooled, LABELS)
+    assert text.startswith("Highest recall here:") and "taken for" in text
+
+
+def test_figures_of_the_result_chapters(shown):
+    fig = figures.fold_spread(shown, "kfold5", paper_wa=92.2)
+    assert len(fig.axes) == 2 and figures.fold_spread(shown, "loso-speaker") is None
+    assert len(figures.gap_intervals(shown.comparisons, "toy").axes) == 1
+    pooled = tables.per_class_table(shown.runs("kfold5", "ae"), ("toy", "kfold5"))[1]
+    ref = {"rows": np.eye(3) * 100, "table": 11}
+    assert len(figures.confusion_panels(pooled, LABELS, "t", ref).axes) == 3
+    assert len(figures.confusion_panels(pooled, LABELS, "t").axes) == 1
+    noise = {"kfold5": {"folds": [0, 1], "first": [80.0, 70.0], "again": [81.0, 69.0]}}
+    assert len(figures.rerun_scatter(noise, "toy").axes) == 1
