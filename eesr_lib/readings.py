@@ -281,3 +281,65 @@ def fold_gap_range(values: list[float]) -> str:
     """A list of gaps as the intro words it: "-31.2" or "from -34.0 to -28.9"."""
     lo, hi = float(np.min(values)), float(np.max(values))
     return signed(lo) if round(lo, 1) == round(hi, 1) else f"{signed(lo)} to {signed(hi)}"
+
+
+def epoch_reading(budget_table: pd.DataFrame, lengths: np.ndarray) -> str:
+    """Chapter 8: what 40 epochs are under the most literal reading of an epoch
+    (``budget_table``: :func:`eesr_lib.tables.epoch_table`)."""
+    x_hop1 = budget_table.iloc[-1]["40 epochs = x today"]
+    return (
+        f"The {len(lengths)} training utterances are {np.median(lengths):.0f} frames long at the median. Read "
+        f"literally, with every start frame a sample, 40 epochs would be **{x_hop1:.0f}x** today's budget; with "
+        "overlapping windows at hop 16 or 64, a few times it. The paper's budget is unknown, but any reading "
+        "that makes an epoch a pass over a data set of crops gives more steps than ours."
+    )
+
+
+def curves_reading(summary: pd.DataFrame) -> str:
+    """Chapter 8: each learning curve in words (``summary``: :func:`eesr_lib.budget.curve_summary`)."""
+    from .budget import NO_GAIN_UA
+
+    out = []
+    for r in summary.itertuples():
+        at1 = r.val_UA_1x
+        best_m = max((m for m in (2, 4, 8, 16) if not np.isnan(getattr(r, f"val_UA_{m}x"))), default=None)
+        status = "partial run, " if r.partial else ""
+        line = f"- **{r.variant}** ({status}{r.reached_x:.1f}x reached): "
+        line += "not yet at today's budget" if np.isnan(at1) else f"validation UA {at1:.1f} at today's budget"
+        if best_m:
+            line += f", {getattr(r, f'val_UA_{best_m}x'):.1f} at {best_m}x"
+        if np.isnan(r.last_doubling_gain):
+            line += "."
+        elif r.plateau:
+            line += (
+                f"; the last doubling of steps changed it by {r.last_doubling_gain:+.1f} (less than "
+                f"+{NO_GAIN_UA:g} point): **no gain from more steps**."
+            )
+        else:
+            line += (
+                f"; the last doubling still bought {r.last_doubling_gain:+.1f} points: **still learning** "
+                "at the end of the run."
+            )
+        line += f" Training-crop accuracy at the end: {r.train_crop_acc_end:.0f} %."
+        out.append(line)
+    return "\n".join(out)
+
+
+def budget_reading(curves: pd.DataFrame) -> str:
+    """Chapter 8: what the learning curves say about the budget of the outer runs
+    (``eesr_lib.plan.CHOSEN_MULTIPLE``)."""
+    from . import budget, plan
+
+    chosen = plan.CHOSEN_MULTIPLE
+    return (
+        f"**The budget of the outer runs.** The budget run list (`eesr_lib.plan.CHOSEN_MULTIPLE`) trains "
+        f"{chosen}x today's steps ({chosen * plan.PAPER_EPOCHS} epochs of one random crop per utterance). "
+        + {
+            budget.NOT_REACHED: "The curves have not been run that far yet, so this page cannot yet support "
+            "that number; it was set ahead of them, as half of the 16x the curves will reach.",
+            budget.PLATEAU: "On every curve the doubling of steps that ends there gained less than "
+            f"{budget.NO_GAIN_UA:g} point of validation UA: the deep branch has stopped improving by then.",
+            budget.STILL_LEARNING: "At least one curve still gained on the doubling that ends there: "
+            f"{chosen}x is a lower bound on what the deep branch needs, not a budget at which it has converged.",
+        }[budget.chosen_budget_reading(curves, chosen)]
+    )

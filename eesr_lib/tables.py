@@ -452,3 +452,34 @@ def most_confused(pooled: dict, labels: Sequence[str]) -> str:
         f"Highest recall here: **{best}** ({pooled['recall'][best]:.1f} %); lowest: **{worst}** "
         f"({pooled['recall'][worst]:.1f} %); " + confused
     )
+
+
+# What "an epoch" can mean (chapter 8): (name, TrainConfig settings), today's reading first.
+EPOCH_READINGS = (
+    ("random, 1 crop per utterance (today)", {}),
+    ("random, 4 crops per utterance", {"crops_per_epoch": 4}),
+    ("fixed, 8 crops per utterance", {"crop_set": "fixed", "crops_per_epoch": 8}),
+    ("windows, hop 64", {"crop_set": "windows", "crop_hop": 64}),
+    ("windows, hop 16", {"crop_set": "windows", "crop_hop": 16}),
+    ("windows, hop 1 (every start frame)", {"crop_set": "windows", "crop_hop": 1}),
+)
+
+
+def epoch_table(lengths: np.ndarray, batch_size: int = 32) -> pd.DataFrame:
+    """For training utterances of ``lengths`` frames: crops and optimizer steps in one epoch under each
+    reading of :data:`EPOCH_READINGS`, and how many times today's budget 40 such epochs are."""
+    from .train import TrainConfig, crops_per_epoch
+
+    today = crops_per_epoch(lengths, TrainConfig())
+    rows = []
+    for name, settings in EPOCH_READINGS:
+        n = crops_per_epoch(lengths, TrainConfig(**settings))
+        rows.append(
+            {
+                "what an epoch is": name,
+                "crops per epoch": n,
+                f"steps per epoch (batch {batch_size})": -(-n // batch_size),
+                "40 epochs = x today": n / today,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,63 @@
+"""Chapter 8's tables and readings of the evaluation-flaw demonstrations, on the committed results."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eesr_lib import demonstrations, paper, readings, tables
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.fixture(scope="module")
+def flaws() -> dict:
+    found = demonstrations.load(RESULTS, "emodb")
+    if not found:
+        pytest.skip("no committed demonstrations (python scripts/evaluation_flaws.py)")
+    return found
+
+
+def test_every_demonstration_turns_into_its_table_and_reading(flaws):
+    a = demonstrations.choice_table(flaws["a"]["results"])
+    assert list(a.index) == ["kfold5", "kfold10"] and (a["paper (Table 14)"] == list(paper.EMODB_WA.values())).all()
+    gain = a["best seed and epoch per fold"] - a["last epoch (honest)"]
+    assert f"adds {gain.min():.1f} to {gain.max():.1f} points" in demonstrations.choice_reading(a)
+    b = flaws["b"]["results"]
+    assert f"| {b['crop_level_flawed']['wa']:.1f} |" in demonstrations.crop_split_markdown(b)
+    c = flaws["c"]["results"]
+    assert len(demonstrations.hypotheses_table(c).data) == len(demonstrations.HYPOTHESES)
+    assert str(c["table_11"]["wa_check"]["printed_wa"]) in demonstrations.hypotheses_reading(c)
+    d = flaws["d"]["results"]
+    assert len(demonstrations.fold_kind_table(d)) == len(d)
+    assert demonstrations.fold_kind_reading(d).startswith("Random folds move WA by")
+    assert len(demonstrations.overview_figure(flaws).axes) == 1
+    assert demonstrations.load(RESULTS, "no-such-corpus") == {}
+
+
+def test_epoch_table_counts_steps_under_each_reading_of_an_epoch():
+    lengths = np.array([128, 192, 256])
+    table = tables.epoch_table(lengths)
+    assert table["crops per epoch"].tolist()[0] == 3 and table["40 epochs = x today"].iloc[0] == 1
+    assert table["crops per epoch"].iloc[-1] == 1 + 65 + 129  # hop 1: every start frame
+    assert "**65x** today's budget" in readings.epoch_reading(table, lengths)
+
+
+def test_curves_reading_words_plateau_and_learning():
+    summary = pd.DataFrame(
+        [
+            {"variant": "ae-os", "partial": True, "reached_x": 7.5, "val_UA_1x": 40.0, "val_UA_2x": 45.0}
+            | {"val_UA_4x": 50.0, "val_UA_8x": np.nan, "val_UA_16x": np.nan, "last_doubling_gain": 5.0}
+            | {"plateau": False, "train_crop_acc_end": 80.0},
+            {"variant": "ae", "partial": False, "reached_x": 16.0, "val_UA_1x": 80.0, "val_UA_2x": 81.0}
+            | {"val_UA_4x": 81.0, "val_UA_8x": 81.0, "val_UA_16x": 81.2, "last_doubling_gain": 0.2}
+            | {"plateau": True, "train_crop_acc_end": 99.0},
+        ]
+    )
+    text = readings.curves_reading(summary).splitlines()
+    assert (
+        text[0].startswith("- **ae-os** (partial run, 7.5x reached): validation UA 40.0")
+        and "**still learning**" in text[0]
+    )
+    assert "50.0 at 4x" in text[0] and "81.2 at 16x" in text[1] and "**no gain from more steps**" in text[1]
