@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE, read_audio
@@ -100,6 +101,54 @@ def is10_feature_names() -> list[str]:
 
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.IS10, feature_level=opensmile.FeatureLevel.Functionals)
     return list(smile.feature_names)
+
+
+def describe_spectrogram(params: SpectrogramParams = SpectrogramParams()) -> pd.DataFrame:
+    """Every field of ``params`` with its value and what it does (chapter 1 prints it).
+
+    Why here: the paper gives no analysis parameters, only its pointer to Tacotron; what each number
+    means belongs next to the dataclass that holds it, not in a page."""
+    crop_s = 128 * params.hop_length / params.sample_rate
+    why = {
+        "sample_rate": "every corpus is read as mono 16 kHz (`read_audio` resamples if needed)",
+        "preemphasis": "x[n] − 0.97·x[n−1] before the FFT: lifts the high frequencies (Tacotron)",
+        "n_fft": f"FFT size → {params.n_bins} bins = the encoder's {params.n_bins} input channels (Table 1)",
+        "hop_length": f"{1000 * params.hop_length / params.sample_rate:g} ms between frames: "
+        f"{params.sample_rate // params.hop_length} frames/s, a 128-frame crop lasts {crop_s:g} s",
+        "win_length": f"{1000 * params.win_length / params.sample_rate:g} ms analysis window, zero-padded to n_fft",
+        "window": "window shape",
+        "min_level_db": "magnitudes are floored at this level (1e-5); it maps to 0",
+        "ref_level_db": "reference level subtracted before the mapping to [0, 1] (Tacotron)",
+    }
+    rows = [{"field": k, "value": v, "what it does": why[k]} for k, v in asdict(params).items()]
+    rows.append({"field": "n_bins (derived)", "value": params.n_bins, "what it does": "n_fft / 2 + 1"})
+    return pd.DataFrame(rows).set_index("field")
+
+
+def is10_layout(names: list[str] | None = None) -> pd.DataFrame:
+    """One row per IS10 value (default: :func:`is10_feature_names`): its ``contour`` (an LLD, its delta,
+    or "<name> (turn)" for a whole-turn value), ``functional``, ``delta`` and LLD ``family``.
+
+    Why: openSMILE's names ("mfcc_sma_de[3]_stddev") say which contour and which statistic each of
+    the 1582 numbers is, so the vector can be regrouped without any outside list."""
+
+    def split(name: str) -> tuple[str, str]:
+        if "__Turn_" in name:
+            contour, functional = name.split("__Turn_")
+            return contour + " (turn)", functional
+        contour, functional = name.rsplit("_", 1)
+        return contour, functional
+
+    parts = pd.DataFrame([split(n) for n in names or is10_feature_names()], columns=["contour", "functional"])
+    parts["delta"] = parts["contour"].str.contains("_de")
+    parts["family"] = (
+        parts["contour"]
+        .str.replace(r"\[\d+\]", "", regex=True)
+        .str.replace("_sma", "")
+        .str.replace("_de", "")
+        .str.replace("pcm_", "")
+    )
+    return parts
 
 
 # ---------------------------------------------------------------- cache + extraction
