@@ -11,7 +11,9 @@ training results (4-6) get theirs through :mod:`eesr_lib.experiments`.
 from __future__ import annotations
 
 import json
+import re
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -121,6 +123,42 @@ def setup_result_chapter(
     )
     _show(experiments.settings())
     return corpus, experiments
+
+
+SUBSTITUTION = re.compile(r"{{\s*(\w+)\s*}}")
+FRONT_MATTER_NOTE = "# Written by scripts/build_book.py from the results (eesr_lib.findings); do not edit by hand."
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(front matter including its ``---`` lines, or "", the rest) of a MyST page."""
+    if text.startswith("---\n"):
+        end = text.index("\n---\n", 3) + len("\n---\n")
+        return text[:end], text[end:]
+    return "", text
+
+
+def write_substitutions(page: str | Path, values: dict[str, str]) -> bool:
+    """Write the values of the MyST substitutions (``{{ name }}``) that ``page`` uses into its front
+    matter; True if the file changed.
+
+    Why: a number a run produced is quoted on a prose page by name, and its value is written here from
+    the results (:func:`eesr_lib.findings.page_numbers`) each time the book is built, never by hand.
+    Raises if the page uses a name ``values`` lacks, so a sentence never shows a raw ``{{ name }}``.
+    """
+    page = Path(page)
+    text = page.read_text()
+    body = split_front_matter(text)[1]
+    used = sorted(set(SUBSTITUTION.findall(body)))
+    missing = [name for name in used if name not in values]
+    if missing:
+        raise EESRError(f"{page} quotes {missing}, which eesr_lib.findings does not compute")
+    lines = ["---", FRONT_MATTER_NOTE, "myst:", "  substitutions:"]
+    lines += [f"    {name}: {json.dumps(values[name], ensure_ascii=False)}" for name in used]
+    new = "\n".join([*lines, "---", ""]) + body
+    if new == text:
+        return False
+    page.write_text(new)
+    return True
 
 
 def _show(obj: object) -> None:

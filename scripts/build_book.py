@@ -7,8 +7,10 @@
 Profile "paper": the notebooks in ``notebooks/`` run with the given parameters, and the
 executed copies are written to ``book/chapters/<dataset>/``; results are read from (and, only
 if a chapter is asked to, written to) ``--results`` (default ``results/``). ``_toc.yml``
-lists the chapters of every dataset present in ``book/chapters/``. Then ``jupyter-book
-build .`` writes ``_build/html``.
+lists the chapters of every dataset present in ``book/chapters/``. For EMODB the introduction's
+figure is redrawn and the numbers ``book/intro.md`` and ``book/choices.md`` quote are written into
+their front matter from the results (``eesr_lib.findings``). Then ``jupyter-book build .`` writes
+``_build/html``.
 
 Profile "smoke": nothing in the project is written. ``_config.yml`` and ``book/`` (without
 its executed chapters) are copied to ``--smoke-dir`` (default ``/tmp/eesr-smoke-book``,
@@ -94,6 +96,18 @@ def claims_figure(book_root: Path, results: str, data_root: str | None) -> None:
     print(f"build_book: {'wrote ' + str(out.relative_to(book_root)) if out else 'no claim to draw: figure kept'}")
 
 
+def page_numbers(book_root: Path, results: str, data_root: str | None) -> None:
+    """The numbers ``book/intro.md`` and ``book/choices.md`` quote (``{{ name }}``), computed from the
+    results (``eesr_lib.findings``) and written into the pages' front matter."""
+    from eesr_lib.book import write_substitutions
+    from eesr_lib.findings import page_numbers as compute
+
+    values = compute(results, data_root)
+    for page in ("intro.md", "choices.md"):
+        if write_substitutions(book_root / "book" / page, values):
+            print(f"build_book: wrote the numbers of book/{page}")
+
+
 def smoke_tree(target: Path) -> Path:
     """A fresh copy of the book's sources (no executed chapters) in ``target``."""
     target = target.expanduser().resolve()
@@ -107,8 +121,8 @@ def smoke_tree(target: Path) -> Path:
     return target
 
 
-def execute(notebook: Path, output: Path, parameters: dict) -> float:
-    """Run one notebook with papermill; returns its wall time. Raises on a failing cell."""
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path = ROOT) -> float:
+    """Run one notebook with papermill in ``cwd``; returns its wall time. Raises on a failing cell."""
     import papermill as pm
 
     t0 = time.time()
@@ -117,7 +131,7 @@ def execute(notebook: Path, output: Path, parameters: dict) -> float:
         str(output),
         parameters=parameters,
         kernel_name="python3",  # the venv's kernel: jupyter runs "python" as this interpreter
-        cwd=str(ROOT),
+        cwd=str(cwd),
         progress_bar=False,
         start_timeout=300,
     )
@@ -160,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.profile == "smoke":
         book_root = smoke_tree(Path(args.smoke_dir))
-        results = str(book_root / "results")
+        results = "results"  # relative to the smoke folder the chapters run in: no machine path on a page
     else:
         book_root = ROOT
         results = args.results
@@ -180,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     for nb in notebooks:
         target = out_dir / nb.name
         try:
-            seconds = execute(nb, target, parameters)
+            seconds = execute(nb, target, parameters, cwd=book_root)
         except PapermillExecutionError as exc:
             print(
                 f"build_book: chapter {nb.stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
@@ -191,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_book: {nb.stem} done in {seconds:.0f} s -> {target.relative_to(book_root)}", flush=True)
 
     if dataset_key(args.dataset) == "emodb":
-        claims_figure(book_root, results, args.data_root)
+        where = str(book_root / results)  # the chapters ran in book_root
+        claims_figure(book_root, where, args.data_root)
+        if args.profile == "paper":  # the smoke profile keeps the numbers written from the real results
+            page_numbers(book_root, where, args.data_root)
     toc = toc_text(book_root, names)
     toc_path = book_root / "_toc.yml"
     if not toc_path.exists() or toc_path.read_text() != toc:

@@ -8,10 +8,15 @@ each page is saved. Skipped unless ``EESR_BOOK_HTML`` names a built book's html 
     EESR_BOOK_HTML=/tmp/eesr-smoke-book/_build/html pytest tests/test_book.py
 
 Screenshots go to ``$EESR_BOOK_SCREENSHOTS`` (default: a pytest temporary folder).
+
+Every page's article (the intro, the choices, every chapter) is also read as a reader sees it: it shows
+no warning, no traceback and no path of the machine that built it, no unfilled ``{{ name }}`` number,
+and a page that speaks of the paper cites it or links to a page that does.
 """
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -127,3 +132,39 @@ def test_page_loads_with_its_figures(name, page, title, screenshots, tmp_path):
     assert shot.is_file(), f"no screenshot of {page}: {done.stderr[-2000:]}"
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 10_000, f"{shot}: not a real PNG ({len(data)} bytes)"
+
+
+ARTICLE = re.compile(r'<article class="bd-article"[^>]*>(.*?)</article>', re.S)
+MACHINE_PATHS = ("/work/", "/tmp/", "/root/", "/home/")
+
+
+def articles() -> list[tuple[str, str]]:
+    """(page, the HTML of its article) of every page of the built book but the generated ones."""
+    html = Path(HTML or ".")
+    pages = sorted(html.glob("book/**/*.html"))
+    out = []
+    for page in pages:
+        found = ARTICLE.search(page.read_text())
+        out.append((str(page.relative_to(html)), found.group(1) if found else ""))
+    return out
+
+
+def test_every_page_reads_as_a_report():
+    """No warning, traceback, machine path or unfilled number in any article; a page that speaks of the
+    paper has a citation (a link to the references) or a cross-reference to another page of the book."""
+    found = articles()
+    assert len(found) >= 3, f"too few pages under {HTML}/book"
+    problems = []
+    for name, article in found:
+        assert article, f"{name}: no article"
+        text = re.sub(r"<[^>]+>", " ", article)
+        problems += [f"{name}: shows {word!r}" for word in ("Warning", "Traceback") if word in text]
+        problems += [f"{name}: shows the machine path {p!r}" for p in MACHINE_PATHS if p in article]
+        problems += [f"{name}: an unfilled substitution {m!r}" for m in re.findall(r"{{[^}]*}}", text)]
+        if name.endswith("references.html"):
+            continue
+        if re.search(r"(?i)the paper|zhang", text):
+            links = re.findall(r'<a class="reference internal" href="([^"#]+)', article)
+            if not any(link and not link.endswith(Path(name).name) for link in links):
+                problems.append(f"{name}: speaks of the paper without a citation or a cross-reference")
+    assert not problems, "\n".join(problems)

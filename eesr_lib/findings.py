@@ -1,0 +1,196 @@
+"""The numbers the introduction and the choices page quote, computed from the results.
+
+``book/intro.md`` and ``book/choices.md`` are prose, but their findings ("the spectrogram-only rows
+lose ... UA points", "about ... Adam steps") come from runs. They name each such number as a MyST
+substitution (``{{ name }}``); :func:`page_numbers` computes every one of them from the result files,
+the corpora and the library's constants, and ``scripts/build_book.py`` writes them into the pages'
+front matter (:func:`eesr_lib.book.write_substitutions`) each time it builds the EMODB chapters, as it
+redraws the introduction's figure. So no number a run produced is typed by hand, and a rerun that
+moves a number moves the sentence that quotes it. A number whose runs are missing reads "(not run)".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import claims, paper, plan
+from .corpora import Corpus, load_corpus
+from .errors import EESRError
+from .protocols import folds, inner_split
+from .report import load_folds
+from .tables import PROPOSED, Shown, signed
+
+MISSING = "(not run)"
+ROOT = Path(__file__).resolve().parents[1]
+EE_IN_PAIRS = [("ae+ee", "ae"), ("ae+ee+in", "ae+in"), ("ae+in", "ae"), ("ae+ee+in", "ae+ee")]  # differ by EE or IN
+
+
+def _shown(corpus: Corpus, results_dir: str | Path, protocols: list[str], variants: list[str]) -> Shown:
+    """The untagged, finished outer runs of ``corpus`` as a :class:`~eesr_lib.tables.Shown`."""
+    records, status = {}, {}
+    for p in protocols:
+        for v in variants:
+            recs = load_folds(results_dir, corpus.name, p, v)
+            records[p, v] = recs if recs and len(recs) == recs[0]["n_folds"] else []
+            status[p, v] = f"{len(recs)} folds"
+    return Shown(corpus, protocols, variants, records, status)
+
+
+def _range(values: list[float], fmt: str = ".0f") -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}} to {hi:{fmt}}"
+
+
+def _guard(compute: Callable[[], str]) -> str:
+    """``compute()``, or :data:`MISSING` where its runs (or a corpus) are not there."""
+    try:
+        return compute()
+    except (EESRError, KeyError, TypeError, ValueError, IndexError, FileNotFoundError):
+        return MISSING
+
+
+def emodb_numbers(results_dir: str | Path, emodb: Corpus) -> dict[str, str]:
+    """The EMODB findings the introduction quotes (chapter 4 prints the same numbers, table by table)."""
+    variants = [PROPOSED, "ae", "ae+ee", "ae+in", "ae-os", "ae-os+ee+in", "is10+svm"]
+    shown = _shown(emodb, results_dir, ["kfold5", "kfold10", "loso-speaker"], variants)
+
+    def spectrogram_only_loss() -> str:
+        gaps = [
+            -shown.fold_gap(p, v, PROPOSED)[0] for p in ("kfold5", "loso-speaker") for v in ("ae-os", "ae-os+ee+in")
+        ]
+        return _range(gaps)
+
+    def ee_in_largest_gap() -> str:
+        return f"{max(abs(shown.fold_gap('kfold5', a, b)[0]) for a, b in EE_IN_PAIRS):.1f}"
+
+    def agreement() -> str:
+        return _range([shown.comparison(p, "is10+svm").agree_pct for p in shown.protocols]) + " %"
+
+    def svm_clear_gaps() -> str:
+        rows = [(p, shown.comparison(p, "is10+svm")) for p in shown.protocols]
+        if any(r is None for _, r in rows):
+            raise KeyError("is10+svm")
+        clear = [(p, r) for p, r in rows if not claims.interval_contains_zero((r.lo, r.hi))]
+        if not clear:
+            return "no gap between the two is larger than what resampling speakers gives"
+        where = ", ".join(f"{p}: {signed(r.gap)} UA, 95 % interval {signed(r.lo)} to {signed(r.hi)}" for p, r in clear)
+        ahead = {"SVM" if r.gap < 0 else "proposed model" for _, r in clear}
+        one = "the one gap" if len(clear) == 1 else "the gaps"
+        return (
+            f"{one} between the two larger than what resampling speakers gives ({where}) "
+            f"has the {' / '.join(sorted(ahead))} ahead"
+        )
+
+    return {
+        "emodb_utterances": str(len(emodb)),
+        "spectrogram_only_loss": _guard(spectrogram_only_loss),
+        "ee_in_largest_gap": _guard(ee_in_largest_gap),
+        "svm_agreement": _guard(agreement),
+        "svm_clear_gaps": _guard(svm_clear_gaps),
+    }
+
+
+def ravdess_numbers(results_dir: str | Path, ravdess: Corpus, emodb: Corpus) -> dict[str, str]:
+    """RAVDESS beside EMODB: its size, and the proposed model against IS10+SVM on speaker-grouped 4-fold."""
+    shown = _shown(ravdess, results_dir, ["speaker-kfold4"], [PROPOSED, "is10+svm"])
+
+    def gap() -> str:
+        return f"{signed(shown.fold_gap('speaker-kfold4', PROPOSED, 'is10+svm')[0])} UA points"
+
+    def wins() -> str:
+        svm = {r["fold"]: r["metrics"]["ua"] for r in shown.runs("speaker-kfold4", "is10+svm")}
+        ours = shown.runs("speaker-kfold4", PROPOSED)
+        won = sum(r["metrics"]["ua"] > svm[r["fold"]] for r in ours)
+        return f"{won} of {len(ours)}"
+
+    def loso_cpu_hours() -> str:
+        # a leave-one-speaker-out fold trains on 23 of 24 actors; scale the 4-fold runs' time per utterance
+        recs = shown.runs("speaker-kfold4", PROPOSED)
+        if {r["provenance"]["hardware"]["device"] for r in recs} != {"cpu"}:
+            raise ValueError("not measured on a CPU")
+        per_utterance = np.mean([r["provenance"]["wall_time_s"] / r["train_size"] for r in recs]) / 3600
+        n = ravdess.table["speaker"].nunique()
+        return f"{n * per_utterance * len(ravdess) * (n - 1) / n:.0f}"
+
+    return {
+        "ravdess_utterances": str(len(ravdess)),
+        "ravdess_size_ratio": f"{len(ravdess) / len(emodb):.1f}",
+        "ravdess_gap": _guard(gap),
+        "ravdess_folds_won": _guard(wins),
+        "ravdess_loso_cpu_hours": _guard(loso_cpu_hours),
+    }
+
+
+def training_numbers(results_dir: str | Path, emodb: Corpus) -> dict[str, str]:
+    """The training budget and the validation split the choices page quotes."""
+
+    def steps() -> str:
+        recs = load_folds(results_dir, "emodb", "kfold5", PROPOSED)
+        train = recs[0]["config"]["train"]
+        per_fold = [-(-r["train_size"] // train["batch_size"]) * train["epochs"] for r in recs]
+        return f"{round(float(np.mean(per_fold)), -1):.0f}"
+
+    train_idx = folds(emodb, "kfold5", 0)[0][0]
+    n_val = len(inner_split(emodb, train_idx, "kfold5", 0)[1])
+    return {
+        "steps_per_fold": _guard(steps),
+        "validation_utterances": str(n_val),
+        "ua_points_per_utterance": f"{100 / n_val:.1f}",
+    }
+
+
+def flaw_numbers(results_dir: str | Path) -> dict[str, str]:
+    """Chapter 8's demonstrations in the introduction's words."""
+    from .demonstrations import choice_table, load
+
+    flaws = load(results_dir, "emodb")
+
+    def choice_gain() -> str:
+        t = choice_table(flaws["a"]["results"])
+        return _range(list(t["best seed and epoch per fold"] - t["last epoch (honest)"]), ".1f")
+
+    return {
+        "test_choice_gain": _guard(choice_gain),
+        "crop_split_wa": _guard(lambda: f"{flaws['b']['results']['crop_level_flawed']['wa']:.1f}"),
+    }
+
+
+def constant_numbers() -> dict[str, str]:
+    """Numbers the pages quote from the paper, the run plan, the verdict rules and the benchmarks."""
+    t4 = paper.TABLE4_UA_IEMOCAP[PROPOSED]
+
+    def bf16() -> str:
+        figures = json.loads((ROOT / "benchmarks" / "results_gpu.json").read_text())["figures"]
+        return f"{figures['train_speedup_vs_fp32']:.2f}"
+
+    return {
+        "paper_ua_kfold10": f"{t4['kfold10']}",
+        "paper_ua_loso": f"{t4['loso-speaker']}",
+        "paper_wa_kfold5": f"{paper.EMODB_WA['kfold5']}",
+        "paper_wa_kfold10": f"{paper.EMODB_WA['kfold10']}",
+        "beats_baseline_ua": f"{claims.BEATS_BASELINE_UA:g}",
+        "curve_multiple": f"{plan.CURVE_MULTIPLE}",
+        "gpu_bf16_speed": _guard(bf16),
+    }
+
+
+def page_numbers(results_dir: str | Path = "results", data_root: str | Path | None = None) -> dict[str, str]:
+    """Every number ``book/intro.md`` and ``book/choices.md`` quote, by substitution name."""
+    emodb = load_corpus("emodb", data_root)
+    out = emodb_numbers(results_dir, emodb) | training_numbers(results_dir, emodb)
+    try:
+        out |= ravdess_numbers(results_dir, load_corpus("ravdess", data_root), emodb)
+    except EESRError:  # no RAVDESS here: its sentences say so
+        keys = (
+            "ravdess_utterances",
+            "ravdess_size_ratio",
+            "ravdess_gap",
+            "ravdess_folds_won",
+            "ravdess_loso_cpu_hours",
+        )
+        out |= dict.fromkeys(keys, MISSING)
+    return out | flaw_numbers(results_dir) | constant_numbers()

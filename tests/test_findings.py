@@ -1,0 +1,49 @@
+"""The numbers the introduction and the choices page quote: computed from the results, written by name."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eesr_lib.book import SUBSTITUTION, split_front_matter, write_substitutions
+from eesr_lib.errors import EESRError
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "book" / "intro.md", ROOT / "book" / "choices.md"]
+
+
+def _defined(page: Path) -> tuple[set[str], dict]:
+    front, body = split_front_matter(page.read_text())
+    values = yaml.safe_load(front.strip("-\n")) if front else {}
+    return set(SUBSTITUTION.findall(body)), (values or {}).get("myst", {}).get("substitutions", {})
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_number_a_page_quotes_has_its_value(page):
+    used, values = _defined(page)
+    assert used, f"{page.name} quotes no computed number"
+    assert used == set(values), f"{page.name}: quoted but not written {used - set(values)}, stale {set(values) - used}"
+
+
+def test_write_substitutions_fills_the_front_matter_and_refuses_an_unknown_name(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\nWe lose {{ loss }} points on {{ n }} utterances.\n")
+    assert write_substitutions(page, {"loss": "29 to 44", "n": "535", "unused": "1"})
+    used, values = _defined(page)
+    assert values == {"loss": "29 to 44", "n": "535"} and page.read_text().endswith("{{ n }} utterances.\n")
+    assert not write_substitutions(page, {"loss": "29 to 44", "n": "535"})  # unchanged: not rewritten
+    assert write_substitutions(page, {"loss": "30 to 44", "n": "535"})  # a new value replaces the old one
+    assert _defined(page)[1]["loss"] == "30 to 44" and page.read_text().count("---\n") == 2
+    with pytest.raises(EESRError, match="n"):
+        write_substitutions(page, {"loss": "1"})
+
+
+def test_page_numbers_cover_every_page_from_the_committed_results(data_root):
+    from eesr_lib.findings import MISSING, page_numbers
+
+    values = page_numbers(ROOT / "results", data_root)
+    for page in PAGES:
+        used, _ = _defined(page)
+        assert used <= set(values)
+    assert values["emodb_utterances"] == "535" and values["steps_per_fold"] != MISSING
+    assert " to " in values["spectrogram_only_loss"] or values["spectrogram_only_loss"] == MISSING
