@@ -13,13 +13,12 @@ random crop of every training utterance. Everything here reads result files; not
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .runner import fold_dir
+from .results import fold_records, run_dir
 
 TODAY_EPOCHS = 40  # today's budget: 40 epochs x 1 random crop per training utterance
 # A curve "gains nothing over the last doubling" when the validation UA of its last quarter of
@@ -29,15 +28,9 @@ NO_GAIN_UA = 1.0
 
 
 def load_curve_records(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str) -> list[dict]:
-    """Every fold of one selection run: the finished ``fold_<k>.json``, else the partial
-    ``fold_<k>.curve.json`` an unfinished run leaves after each epoch (marked ``partial``)."""
-    folder = fold_dir(results_dir, dataset, protocol + "+inner", variant, tag)
-    out = []
-    for k in sorted({int(p.name.split("_")[1].split(".")[0]) for p in folder.glob("fold_*.json")}):
-        done = folder / f"fold_{k}.json"
-        rec = json.loads((done if done.exists() else folder / f"fold_{k}.curve.json").read_text())
-        out.append({**rec, "partial": not done.exists()})
-    return out
+    """Every fold of one selection run: the finished record, else the partial curve an unfinished run
+    leaves after each epoch (marked ``partial``)."""
+    return list(fold_records(run_dir(results_dir, dataset, protocol, variant, tag, selection=True), True).values())
 
 
 def curve_frame(records: list[dict], variant: str) -> pd.DataFrame:

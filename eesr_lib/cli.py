@@ -7,7 +7,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .errors import EESRError
 
@@ -78,6 +77,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from .report import format_summary, summary
+    from .results import protocol_folder
     from .runner import run
 
     results = run(
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
     df = summary(args.results)
-    protocol = args.protocol + ("+inner" if args.inner else "")
+    protocol = protocol_folder(args.protocol, args.inner)
     print(format_summary(df[(df.protocol == protocol) & (df.variant.str.startswith(args.variant))]))
 
 
@@ -137,9 +137,10 @@ def cmd_replicate(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .corpora import load_corpus
     from .report import format_summary, summary
+    from .results import datasets
 
     speakers = {}
-    for dataset in sorted({p.name for p in Path(args.results).glob("*") if p.is_dir()}):
+    for dataset in datasets(args.results):
         try:  # speakers come from the corpus itself; without it, intervals resample utterances
             table = load_corpus(dataset, args.data_root).table
             speakers[dataset] = table.set_index("id")["speaker"]
@@ -221,7 +222,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .protocols import PROTOCOLS
-    from .runner import VARIANTS
+    from .results import RESULTS_DIR
+    from .variants import VARIANTS
 
     p = argparse.ArgumentParser(prog="eesr", description="Autoencoder with emotion embedding for SER (replication)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -260,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=None)
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--folds", default=None, help="comma-separated fold numbers, e.g. 0,1 (default: all)")
-    sp.add_argument("--results", default="results", help="results folder (default: results/)")
+    sp.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default: results/)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
@@ -332,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--protocol", action="append", choices=PROTOCOLS, help="only this protocol (repeatable)")
     sp.add_argument("--variant", action="append", choices=list(VARIANTS), help="only this variant (repeatable)")
-    sp.add_argument("--results", default="results", help="results folder (default: results/)")
+    sp.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default: results/)")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.set_defaults(func=cmd_replicate)
 
@@ -359,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sp.add_argument(
-        "--model", required=True, metavar="BUNDLE", help="a model bundle (eesr train, eesr run --keep-weights)"
+        "--model",
+        required=True,
+        metavar="BUNDLE",
+        help="a model bundle (eesr train, eesr run --keep-weights), or a committed model by name: emodb",
     )
     sp.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder or manifest .csv")
     fmt = sp.add_mutually_exclusive_group()
@@ -385,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("report", help="print the table of every result present")
-    sp.add_argument("--results", default="results")
+    sp.add_argument("--results", default=str(RESULTS_DIR))
     sp.add_argument("--csv", action="store_true", help="machine-readable output")
     sp.add_argument("--data-root", default=None, help="folder holding the corpora (for each utterance's speaker)")
     sp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of speakers per interval")

@@ -22,6 +22,7 @@ from .corpora import Corpus
 from .flaws import TEST_CURVE_KEYS, choose_on_test, curves_from_histories
 from .protocols import folds
 from .report import load_folds
+from .results import flaws_dir
 
 BANNER = "> **Demonstration of an evaluation flaw, not a result.**"
 HYPOTHESES = {  # (c): how the paper may have aggregated its confusion matrices
@@ -35,7 +36,7 @@ HYPOTHESES = {  # (c): how the paper may have aggregated its confusion matrices
 
 def load(results_dir: str | Path, dataset: str) -> dict[str, dict]:
     """The demonstrations computed for ``dataset``, by letter ("a" to "d"); empty if none."""
-    folder = Path(results_dir) / dataset / "flaws"
+    folder = flaws_dir(results_dir, dataset)
     return {p.stem[0]: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
 

@@ -42,7 +42,17 @@ from tqdm.auto import tqdm
 
 from .corpora import Corpus
 from .errors import EESRError
-from .runner import FoldJob, FoldOutput, _finished, fold_claim, plan_experiment, write_fold
+from .results import (
+    RESULTS_DIR,
+    fold_bundle,
+    fold_checkpoint,
+    fold_claim,
+    fold_curve,
+    fold_json,
+    fold_log,
+    read_fold,
+)
+from .runner import FoldJob, FoldOutput, plan_experiment, write_fold
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +98,7 @@ def run_on_ray(
     corpus: Corpus,
     runs: Sequence,
     *,
-    results_dir: str | Path = "results",
+    results_dir: str | Path = RESULTS_DIR,
     device: str = "auto",
     address: str | None = None,
     cpus_per_fold: float = 1.0,
@@ -124,18 +134,18 @@ def run_on_ray(
     try:
         for i, jobs in enumerate(planned):
             for job in jobs:
-                key = (i, job.fold)
-                if job.json_path.exists():
-                    records[key] = _finished(job.json_path, job.config)
+                key, done = (i, job.fold), fold_json(job.out_dir, job.fold)
+                if done.exists():
+                    records[key] = read_fold(done, job.config)
                     continue
                 stack = contextlib.ExitStack()
-                if not stack.enter_context(fold_claim(job.lock_path)):
+                if not stack.enter_context(fold_claim(job.out_dir, job.fold)):
                     stack.close()
                     log.info("%s is being computed by another process: skipped here", job.label)
                     continue
-                if job.json_path.exists():  # finished by another process since we looked
+                if done.exists():  # finished by another process since we looked
                     stack.close()
-                    records[key] = _finished(job.json_path, job.config)
+                    records[key] = read_fold(done, job.config)
                     continue
                 claims[key] = stack
                 todo.append((key, job))
@@ -195,7 +205,8 @@ def _schedule(corpus, todo, claims, records, device, cpus, gpus, max_retries, fe
                     _write_log(job, running.get(gen), f"FAILED\n{_error_text(exc)}")
                     settle(gen, key, job)
                     failed.append(job)
-                    tqdm.write(f"eesr: {job.label} failed: {type(exc).__name__} (log: {_log_path(job)})")
+                    where = fold_log(job.out_dir, job.fold)
+                    tqdm.write(f"eesr: {job.label} failed: {type(exc).__name__} (log: {where})")
                     continue
                 if isinstance(msg, dict):  # the task started (sent once, whatever the retries)
                     running[gen] = msg
@@ -227,13 +238,9 @@ def _folder_id(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _log_path(job: FoldJob) -> Path:
-    return job.out_dir / f"fold_{job.fold}.log"
-
-
 def _write_log(job: FoldJob, started: dict | None, text: str) -> None:
     where = f"first started on {started['host']} (pid {started['pid']})\n" if started else ""
-    _log_path(job).write_text(f"# {job.label}\n{where}{text}")
+    fold_log(job.out_dir, job.fold).write_text(f"# {job.label}\n{where}{text}")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -312,12 +319,12 @@ def _scratch(job: FoldJob, driver_folder: tuple[int, int]) -> tuple[Path, bool]:
 
 def _collect_scratch(job: FoldJob, scratch: Path, out: FoldOutput) -> None:
     """On a worker off the driver's machine: hand the bundle back as bytes and clear what the fold left."""
-    bundle = scratch / job.bundle_name
+    bundle = fold_bundle(scratch, job.fold)
     if bundle.is_dir():
         out.bundle_files = {str(p.relative_to(bundle)): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
         shutil.rmtree(bundle)
-    (scratch / job.ckpt_name).unlink(missing_ok=True)
-    (scratch / job.curve_name).unlink(missing_ok=True)
+    fold_checkpoint(scratch, job.fold, job.cfg_hash).unlink(missing_ok=True)
+    fold_curve(scratch, job.fold).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         scratch.rmdir()  # only if nothing else is left in it
 

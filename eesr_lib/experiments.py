@@ -21,8 +21,9 @@ from . import paper
 from .corpora import Corpus
 from .errors import EESRError
 from .protocols import book_protocols, folds
-from .report import load_folds
-from .runner import VARIANTS, run
+from .results import RESULTS_DIR, load_folds, variant_folder
+from .runner import run
+from .variants import VARIANTS
 
 # How the chapters name each variant: the paper's Table 4 names, and ours for the extra baseline.
 VARIANT_NAMES: dict[str, str] = {**paper.VARIANT_NAMES, "is10+mlp": "IS10+MLP (ours)"}
@@ -82,7 +83,7 @@ def eesr_command(
     folds: Sequence[int] | None = None,
     seed: int = 0,
     tag: str | None = None,
-    results_dir: str | Path = "results",
+    results_dir: str | Path = RESULTS_DIR,
 ) -> str:
     """The ``eesr run`` command line that computes (or completes) one experiment.
 
@@ -100,7 +101,7 @@ def eesr_command(
         parts.append(f"--seed {seed}")
     if tag:
         parts.append(f"--tag {tag}")
-    if str(results_dir) != "results":
+    if str(results_dir) != str(RESULTS_DIR):
         parts.append(f"--results {results_dir}")
     return " ".join(parts)
 
@@ -110,7 +111,7 @@ def experiment(
     protocol: str,
     variant: str,
     *,
-    results_dir: str | Path = "results",
+    results_dir: str | Path = RESULTS_DIR,
     run_missing: bool = False,
     folds_wanted: Sequence[int] | None = None,
     epochs: int | None = None,
@@ -132,8 +133,7 @@ def experiment(
     except EESRError:
         return [], "not applicable"
     wanted = list(range(total)) if folds_wanted is None else [k for k in folds_wanted if k < total]
-    name = variant + (f"@{tag}" if tag else "")
-    done = {r["fold"] for r in load_folds(results_dir, corpus.name, protocol, name)}
+    done = {r["fold"] for r in load_folds(results_dir, corpus.name, protocol, variant_folder(variant, tag))}
     if not run_missing:
         wanted = [k for k in wanted if k in done]
     if not wanted:
@@ -167,7 +167,7 @@ class Experiments:
     dataset: str  # as the chapter was given it (a corpus name or a manifest path): commands repeat it
     profile: Profile
     run_missing: bool
-    results_dir: str | Path = "results"
+    results_dir: str | Path = RESULTS_DIR
     data_root: str | Path | None = None
     device: str = "auto"
     seed: int = 0
@@ -179,7 +179,7 @@ class Experiments:
         *,
         dataset: str,
         profile: str,
-        results_dir: str | Path = "results",
+        results_dir: str | Path = RESULTS_DIR,
         data_root: str | Path | None = None,
         device: str = "auto",
         seed: int = 0,

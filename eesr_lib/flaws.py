@@ -43,9 +43,10 @@ from .baselines import mlp_scores, svm_scores
 from .crops import CROP_FRAMES, window_starts
 from .metrics import classification_metrics
 from .model import ModelConfig
+from .results import SCORE_KEYS
 from .train import TrainConfig, standardize_is10
 
-TEST_CURVE_KEYS = {"wa": "test_wa_not_for_selection", "ua": "test_ua_not_for_selection"}
+TEST_CURVE_KEYS = SCORE_KEYS["test"]  # where an outer run with test_curve records each epoch's test score
 
 
 # ------------------------------------------------------------ (a) choosing on the test folds

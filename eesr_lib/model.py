@@ -51,7 +51,7 @@ class ModelConfig:
     # is scaled). Under Adam a smaller scale slows the IS10 weights relative to the deep ones.
     is10_scale: float = 1.0
     # A linear classifier on the deep feature alone, trained only when TrainConfig.aux_loss > 0
-    # (a departure from the paper; never used to classify). Set by eesr_lib.runner.configs.
+    # (a departure from the paper; never used to classify). Set by eesr_lib.variants.configs.
     aux_head: bool = False
 
     def __post_init__(self):

@@ -6,7 +6,7 @@ Recognition", IEEE Access 9, 2021, §III and §V:
 - Tables 1-3: the layers of the encoder, the decoder and the classifier, as printed,
   with their (input, output) sizes, kernel size and stride ("K" = number of classes).
 - Table 4: UA (%) on IEMOCAP of each variant, "10-fold" and "LOSO" (10-fold
-  leave-one-speaker-out). Keys are our variant names (:data:`eesr_lib.runner.VARIANTS`)
+  leave-one-speaker-out). Keys are our variant names (:data:`eesr_lib.variants.VARIANTS`)
   and protocol names (``kfold10``, ``loso-speaker``).
 - Tables 5-8: per-class precision / recall / F1 (%) of the proposed model (AE+EE,IN):
   IEMOCAP LOSO (5), IEMOCAP 10-fold (6), EMODB 5-fold (7), EMODB 10-fold (8).

@@ -18,7 +18,6 @@ epoch recorded for the "how could the paper's numbers arise" demonstration (neve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +26,8 @@ import pandas as pd
 from .corpora import Corpus
 from .errors import EESRError
 from .protocols import book_protocols, folds, inner_split
-from .report import load_folds
-from .runner import RESULTS_DIR, VARIANTS, fold_busy, fold_dir
+from .results import RESULTS_DIR, fold_busy, fold_records, load_folds, protocol_folder, run_dir, variant_folder
+from .variants import VARIANTS
 
 PROPOSED = "ae+ee+in"
 BASELINES = ("is10+svm", "is10+mlp")
@@ -100,7 +99,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.variant + (f"@{self.tag}" if self.tag else "")
+        return variant_folder(self.variant, self.tag)
 
 
 def budget_runs(corpus: Corpus) -> list[Run]:
@@ -182,10 +181,11 @@ def status(
         if r.selection:
             split = [inner_split(corpus, tr, r.protocol, r.seed) for tr, _ in split]
         wanted = range(len(split)) if r.folds is None else r.folds
-        out_dir = fold_dir(results_dir, corpus.name, r.protocol + ("+inner" if r.selection else ""), r.variant, r.tag)
-        mine = {k: json_record(out_dir / f"fold_{k}.json") for k in wanted if (out_dir / f"fold_{k}.json").exists()}
+        out_dir = run_dir(results_dir, corpus.name, r.protocol, r.variant, r.tag, r.selection)
+        finished = fold_records(out_dir)
+        mine = {k: finished[k] for k in wanted if k in finished}
         left = [k for k in wanted if k not in mine]
-        running = [k for k in left if fold_busy(out_dir / f"fold_{k}.lock")]
+        running = [k for k in left if fold_busy(out_dir, k)]
         spent = sum(m["provenance"]["wall_time_s"] for m in mine.values())
         if not left:
             eta = 0.0
@@ -197,7 +197,7 @@ def status(
             eta = float("nan")
         rows.append(
             {
-                "protocol": r.protocol + ("+inner" if r.selection else ""),
+                "protocol": protocol_folder(r.protocol, r.selection),
                 "variant": r.name,
                 "done": len(mine),
                 "folds": len(wanted),
@@ -208,10 +208,6 @@ def status(
             }
         )
     return pd.DataFrame(rows)
-
-
-def json_record(path: Path) -> dict:
-    return json.loads(path.read_text())
 
 
 def format_status(df: pd.DataFrame) -> str:

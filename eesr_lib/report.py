@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .metrics import classification_metrics, mean_std
+from .results import RESULTS_DIR, load_folds, run_of
 from .stats import bootstrap_scores
-
-
-def load_folds(
-    results_dir: str | Path = "results",
-    dataset: str | None = None,
-    protocol: str | None = None,
-    variant: str | None = None,
-) -> list[dict]:
-    """Every finished fold's record under ``results_dir``, optionally filtered."""
-    out = []
-    for path in sorted(Path(results_dir).glob("*/*/*/fold_*.json")):
-        if path.name.endswith(".curve.json"):  # an unfinished learning curve (eesr_lib.budget reads those)
-            continue
-        ds, proto, var = path.parts[-4:-1]
-        if (dataset and ds != dataset) or (protocol and proto != protocol) or (variant and var != variant):
-            continue
-        out.append(json.loads(path.read_text()))
-    return out
+from .variants import configs
 
 
 def paired_gap(a: list[dict], b: list[dict], metric: str = "ua") -> tuple[float, int] | None:
@@ -54,7 +37,7 @@ def pooled_metrics(records: list[dict]) -> dict:
 
 
 def summary(
-    results_dir: str | Path = "results", speakers: dict[str, pd.Series] | None = None, n_boot: int = 0
+    results_dir: str | Path = RESULTS_DIR, speakers: dict[str, pd.Series] | None = None, n_boot: int = 0
 ) -> pd.DataFrame:
     """One row per experiment: folds done, epochs, WA and UA mean ± std over folds, pooled WA/UA.
 
@@ -63,10 +46,7 @@ def summary(
     speaker, and a dataset without it resamples utterances (column ``resampled``)."""
     groups: dict[tuple, list[dict]] = {}
     for rec in load_folds(results_dir):
-        c = rec["config"]
-        name = c["variant"] + (f"@{c['tag']}" if c.get("tag") else "")
-        protocol = c["protocol"] + ("+inner" if c.get("selection") else "")
-        groups.setdefault((c["dataset"], protocol, name), []).append(rec)
+        groups.setdefault(run_of(rec["config"]), []).append(rec)
     rows = []
     for (ds, proto, var), recs in sorted(groups.items()):
         recs = sorted(recs, key=lambda r: r["fold"])
@@ -153,8 +133,6 @@ def config_changes(config: dict) -> dict:
     """The settings of a run that differ from the runner's defaults for its variant."""
     from dataclasses import asdict
 
-    from .runner import configs
-
     model_cfg, train_cfg = configs(config["variant"], len(config["labels"]))
     out = {}
     for part, default in (("model", asdict(model_cfg)), ("train", asdict(train_cfg))):
@@ -180,7 +158,7 @@ def plateau_ua(history: list[dict], epochs: tuple[int, int] = PLATEAU_EPOCHS) ->
     return float(np.mean(vals)) if len(vals) == epochs[1] - epochs[0] + 1 else None
 
 
-def experiment_log(results_dir: str | Path = "results", dataset: str | None = None) -> pd.DataFrame:
+def experiment_log(results_dir: str | Path = RESULTS_DIR, dataset: str | None = None) -> pd.DataFrame:
     """Every configuration tried: what changed, its inner-validation UA, and (once run) the
     outer test result of the same configuration. Negative results stay in."""
     df = summary(results_dir)

@@ -1,39 +1,25 @@
 """The experiment runner: any row of the paper's Table 4 under any protocol, resumably.
 
-Layout of what a run writes (``results_dir`` defaults to ``results/``)::
-
-    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.json   metrics, predictions, history, provenance
-    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.npz    deep features (float16), emotion embeddings
-    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.<cfg>.ckpt.pt  while a fold trains (git-ignored)
-    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.lock  while a fold trains (git-ignored)
-    results/<dataset>/<protocol>/<variant>[@tag]/fold_<k>.bundle/  with keep_weights: the fold's model (eesr_lib.bundle)
-
-A fold's ``.json`` is written last and atomically: it exists only for a finished fold, and
-a rerun skips it. While a fold computes, its process holds an exclusive lock on
-``fold_<k>.lock``; another process running the same experiment skips that fold instead of
-computing it twice, so several runs (two ``eesr run`` in two terminals, or an ``eesr run`` and
-an ``eesr replicate --run``) share the work. A fold interrupted mid-training resumes from its
-checkpoint at the next epoch. Nothing finished is recomputed unless ``force=True``; asking for a
-*different* configuration where a finished fold exists is an error, so results never mix configs.
-
 A run is planned, computed and written in three steps that :func:`run` chains in one process
 and :mod:`eesr_lib.distributed` spreads over a Ray cluster: :func:`plan_experiment` turns the
 arguments into one :class:`FoldJob` per wanted fold; :func:`compute_fold` computes a fold from
 its job, the corpus and its features and *returns* its record and arrays (it writes nothing
 but its checkpoint and partial curve, in a scratch folder of its own machine); :func:`write_fold`
 writes the fold's files into the results folder, the ``.json`` last.
+
+Where the files go, how they are written and claimed is :mod:`eesr_lib.results`; what a variant and
+its configuration are is :mod:`eesr_lib.variants`. A finished fold is skipped on a rerun, a fold
+another process holds is skipped too (several runs share the work), and a fold interrupted
+mid-training resumes from its checkpoint at the next epoch. Nothing finished is recomputed unless
+``force=True``; asking for a *different* configuration where a finished fold exists is an error, so
+results never mix configs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +30,26 @@ from . import baselines
 from .corpora import Corpus, load_corpus
 from .crops import CropBank
 from .errors import EESRError
-from .features import IS10_DIM, SpectrogramParams, corpus_features
+from .features import IS10_DIM, corpus_features
 from .metrics import SCORE_DECIMALS, classification_metrics
 from .model import ModelConfig
 from .protocols import PROTOCOLS, SPEAKER_INDEPENDENT, fold_names, folds, inner_split
 from .provenance import provenance
+from .results import (
+    RESULTS_DIR,
+    SCORE_KEYS,
+    fold_bundle,
+    fold_checkpoint,
+    fold_claim,
+    fold_curve,
+    fold_json,
+    fold_npz,
+    read_fold,
+    run_dir,
+    write_partial_curve,
+)
+from .results import run_dir as fold_dir  # noqa: F401 (chapter 5 imports it from here)
+from .results import write_fold as write_fold_files
 from .train import (
     TrainConfig,
     predict_utterances,
@@ -57,154 +58,9 @@ from .train import (
     standardize_is10,
     train_fold,
 )
+from .variants import VARIANTS, config_hash, config_record, configs
 
-try:  # fold claims (below) need it; Windows has none
-    import fcntl
-except ImportError:
-    fcntl = None
-
-# Table 4's rows. "IN off" means the same network with `norm_without_in` in place of IN.
-VARIANTS: dict[str, dict] = {
-    "ae+ee+in": {"emotion_embedding": True, "instance_norm": True, "use_is10": True},
-    "ae": {"emotion_embedding": False, "instance_norm": False, "use_is10": True},
-    "ae+ee": {"emotion_embedding": True, "instance_norm": False, "use_is10": True},
-    "ae+in": {"emotion_embedding": False, "instance_norm": True, "use_is10": True},
-    "ae-os": {"emotion_embedding": False, "instance_norm": False, "use_is10": False},
-    "ae-os+ee+in": {"emotion_embedding": True, "instance_norm": True, "use_is10": False},
-    "is10+svm": {"baseline": "svm"},
-    "is10+mlp": {"baseline": "mlp"},
-}
-# The paper says IN *replaced* BN, so the rows without IN use batch norm by default.
-NORM_WITHOUT_IN = "batch"
-RESULTS_DIR = Path("results")
 log = logging.getLogger(__name__)
-
-
-def configs(variant: str, n_classes: int, overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
-    """The model and training configuration of ``variant`` with ``overrides`` applied.
-
-    ``overrides`` may name any field of :class:`ModelConfig` or :class:`TrainConfig`, plus
-    ``norm_without_in`` (what replaces IN in the rows without it: "batch" or "none").
-    """
-    if variant not in VARIANTS:
-        raise EESRError(f"Unknown variant '{variant}': use one of {list(VARIANTS)}")
-    overrides = dict(overrides or {})
-    norm_off = overrides.pop("norm_without_in", NORM_WITHOUT_IN)
-    spec = VARIANTS[variant]
-    model_kw = {"n_classes": n_classes}
-    if "baseline" not in spec:
-        model_kw.update(
-            emotion_embedding=spec["emotion_embedding"],
-            use_is10=spec["use_is10"],
-            norm="instance" if spec["instance_norm"] else norm_off,
-        )
-    model_fields = {f.name for f in fields(ModelConfig)}
-    train_fields = {f.name for f in fields(TrainConfig)}
-    unknown = set(overrides) - model_fields - train_fields
-    if unknown:
-        raise EESRError(f"Unknown setting(s) {sorted(unknown)}; known: {sorted(model_fields | train_fields)}")
-    model_kw.update({k: v for k, v in overrides.items() if k in model_fields})
-    train_kw = {k: v for k, v in overrides.items() if k in train_fields}
-    train_cfg = TrainConfig(**train_kw)
-    if train_cfg.aux_loss > 0 and "baseline" not in spec:
-        model_kw["aux_head"] = True  # the auxiliary loss needs its head; one switch, not two
-    return ModelConfig(**model_kw), train_cfg
-
-
-def fold_dir(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str | None = None) -> Path:
-    return Path(results_dir) / dataset / protocol / (variant + (f"@{tag}" if tag else ""))
-
-
-def _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg) -> dict:
-    return {
-        "dataset": corpus.name,
-        "protocol": protocol,
-        "variant": variant,
-        "tag": tag,
-        "seed": seed,
-        "labels": list(corpus.labels),
-        "model": asdict(model_cfg),
-        "train": asdict(train_cfg),
-        "spectrogram": asdict(SpectrogramParams()),
-    }
-
-
-# Options added after results were first written, with the value that reproduces what the code
-# did before they existed. A stored config that lacks one of them ran with that value.
-# bn_stats: every network result written before it existed is an IN model, on which it has no
-# effect; the BN-row results computed without it (AE-OS, EMODB 5-fold) were deleted and recomputed.
-ADDED_LATER = {
-    "model": {"is10_scale": 1.0, "aux_head": False},
-    "train": {
-        "lr_schedule": "constant",
-        "bn_stats": "recalibrate",
-        "crop_set": "random",
-        "crop_hop": 64,
-        "two_stage_epochs": 0,
-        "is10_dropout": 0.0,
-        "aux_loss": 0.0,
-    },
-}
-# Options added after checkpoints were first named by a hash of the config: left out of the hash
-# at their defaults, so a fold interrupted before an option existed resumes after it was added.
-_UNHASHED_AT_DEFAULT = {
-    "model": ("aux_head",),
-    "train": ("crop_set", "crop_hop", "two_stage_epochs", "is10_dropout", "aux_loss"),
-}
-SCORE_KEYS = {
-    "validation": ("val_ua", "val_wa"),
-    # outer runs with test_curve: measured for the test-fold-selection demonstration, never read to choose
-    "test": ("test_ua_not_for_selection", "test_wa_not_for_selection"),
-}
-
-
-def config_hash(config: dict) -> str:
-    """Short hash naming a fold's checkpoint: equal for configs that train the same model."""
-    c = {**config}
-    for part, names in _UNHASHED_AT_DEFAULT.items():
-        if part in c:
-            c[part] = {k: v for k, v in c[part].items() if not (k in names and v == ADDED_LATER[part][k])}
-    return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _same_config(a: dict, b: dict) -> bool:
-    """Configs match if everything that changes the numbers matches (the eval batch size does not)."""
-
-    def norm(c: dict) -> dict:
-        c = {**c, **{part: {**ADDED_LATER[part], **c[part]} for part in ADDED_LATER}}
-        c["train"] = {k: v for k, v in c["train"].items() if k != "eval_batch_size"}
-        return c
-
-    return json.dumps(norm(a), sort_keys=True) == json.dumps(norm(b), sort_keys=True)
-
-
-def write_partial_curve(path: Path, header: dict, history: list[dict]) -> bool:
-    """Write an unfinished learning curve, unless ``path`` already holds a longer one.
-
-    Why: checkpoints are not committed, so a run restarted in a fresh checkout begins again at
-    epoch 1; without this guard its first epoch would replace a committed curve of hundreds of
-    epochs. The longer curve stays until the new run passes it (same seed, same prefix)."""
-    if path.exists():
-        try:
-            if len(json.loads(path.read_text()).get("history", [])) > len(history):
-                return False
-        except (json.JSONDecodeError, OSError):
-            pass  # an unreadable file is replaced
-    write_json_atomic({**header, "partial": True, "history": history}, path)
-    return True
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    """Write ``obj`` as JSON so that a reader never sees a half-written file."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-def _write_npz_atomic(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def _checkpoint_history(ckpt: Path) -> list[dict]:
@@ -294,18 +150,18 @@ def run(
     specs = is10 = None
     results = []
     for job in tqdm(jobs, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
-        k = job.fold
-        if job.json_path.exists() and not force:
-            results.append(_finished(job.json_path, job.config))
-            if keep_weights and not job.bundle_path.exists():
+        k, done = job.fold, fold_json(job.out_dir, job.fold)
+        if done.exists() and not force:
+            results.append(read_fold(done, job.config))
+            if keep_weights and not fold_bundle(job.out_dir, k).exists():
                 log.warning("%s fold %d finished earlier without its weights: --force recomputes it", job.out_dir, k)
             continue
-        with fold_claim(job.lock_path) as claimed:
+        with fold_claim(job.out_dir, k) as claimed:
             if not claimed:
                 log.info("%s fold %d is being computed by another process: skipped here", job.out_dir, k)
                 continue
-            if job.json_path.exists() and not force:  # another process finished it since we looked
-                results.append(_finished(job.json_path, job.config))
+            if done.exists() and not force:  # another process finished it since we looked
+                results.append(read_fold(done, job.config))
                 continue
             if specs is None:  # features only when something is left to compute (cached on disk)
                 specs, is10 = corpus_features(corpus, progress=progress)
@@ -339,34 +195,6 @@ class FoldJob:
     def label(self) -> str:
         """``<dataset>/<protocol>/<variant>[@tag] fold <k>``, for progress bars and logs."""
         return f"{'/'.join(self.out_dir.parts[-3:])} fold {self.fold}"
-
-    @property
-    def json_path(self) -> Path:
-        return self.out_dir / f"fold_{self.fold}.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.out_dir / f"fold_{self.fold}.lock"
-
-    @property
-    def npz_path(self) -> Path:
-        return self.out_dir / f"fold_{self.fold}.npz"
-
-    @property
-    def bundle_path(self) -> Path:
-        return self.out_dir / self.bundle_name
-
-    @property
-    def bundle_name(self) -> str:
-        return f"fold_{self.fold}.bundle"
-
-    @property
-    def ckpt_name(self) -> str:
-        return f"fold_{self.fold}.{self.cfg_hash}.ckpt.pt"
-
-    @property
-    def curve_name(self) -> str:
-        return f"fold_{self.fold}.curve.json"
 
 
 @dataclass(eq=False)
@@ -425,10 +253,9 @@ def plan_experiment(
     for k in wanted:
         if not 0 <= k < len(all_folds):
             raise EESRError(f"Fold {k} does not exist: protocol '{protocol}' has {len(all_folds)} folds")
-    out_dir = fold_dir(results_dir, corpus.name, protocol + ("+inner" if selection else ""), variant, tag)
+    out_dir = run_dir(results_dir, corpus.name, protocol, variant, tag, selection)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = _config_record(corpus, protocol, variant, tag, seed, model_cfg, train_cfg)
-    config["selection"] = selection
+    config = config_record(corpus.name, corpus.labels, protocol, variant, tag, seed, model_cfg, train_cfg, selection)
     cfg_hash = config_hash(config)
     return corpus, [
         FoldJob(
@@ -468,7 +295,7 @@ def compute_fold(
     A checkpoint found in ``scratch`` is resumed. The caller writes the files (:func:`write_fold`)."""
     scratch = Path(scratch)
     t0 = time.time()
-    ckpt = scratch / job.ckpt_name
+    ckpt = fold_checkpoint(scratch, job.fold, job.cfg_hash)
     earlier = _checkpoint_history(ckpt)  # epochs trained by interrupted processes, if any
     if earlier:
         log.info("%s resumes after epoch %d from %s", job.label, len(earlier), ckpt)
@@ -485,13 +312,13 @@ def compute_fold(
         job.seed,
         device,
         ckpt,
-        job.npz_path.name,
+        fold_npz(job.out_dir, job.fold).name,
         progress,
         score_every=job.score_every,
         score_keys=SCORE_KEYS["validation" if job.selection else "test"],
-        curve_path=scratch / job.curve_name if job.selection else None,
+        curve_path=fold_curve(scratch, job.fold) if job.selection else None,
         curve_header={"fold": job.fold, "fold_name": job.fold_name, "config": job.config},
-        bundle_path=scratch / job.bundle_name if job.keep_weights else None,
+        bundle_path=fold_bundle(scratch, job.fold) if job.keep_weights else None,
     )
     record.update(
         fold=job.fold,
@@ -504,87 +331,10 @@ def compute_fold(
 
 
 def write_fold(job: FoldJob, out: FoldOutput) -> dict:
-    """Write a computed fold into the results folder: ``.npz`` (and bundle) first, the ``.json`` last and
-    atomically, then drop the checkpoint and partial curve it leaves there. Returns the record."""
-    if out.arrays is not None:
-        _write_npz_atomic(job.npz_path, **out.arrays)
-    if out.bundle_files is not None:
-        _write_folder_atomic(job.bundle_path, out.bundle_files)
-    write_json_atomic(out.record, job.json_path)
-    (job.out_dir / job.ckpt_name).unlink(missing_ok=True)
-    (job.out_dir / job.curve_name).unlink(missing_ok=True)  # the finished record holds it
+    """Write a computed fold into the results folder (:func:`eesr_lib.results.write_fold`: the ``.json`` last
+    and atomically), dropping the checkpoint and partial curve it leaves there. Returns the record."""
+    write_fold_files(job.out_dir, job.fold, out.record, out.arrays, out.bundle_files, job.cfg_hash)
     return out.record
-
-
-def _write_folder_atomic(path: Path, files: dict[str, bytes]) -> None:
-    """A folder of ``files`` (relative path -> bytes) at ``path``, replacing any older one in one rename."""
-    import shutil
-
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for rel, data in files.items():
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / rel).write_bytes(data)
-    if path.exists():
-        old = path.with_name(path.name + f".{os.getpid()}.old")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
-
-
-def _finished(json_path: Path, config: dict) -> dict:
-    """A finished fold's record, provided it was computed with ``config``."""
-    done = json.loads(json_path.read_text())
-    if not _same_config(done["config"], config):
-        raise EESRError(
-            f"{json_path} was computed with a different configuration. Use --force to overwrite it, "
-            f"or --results/--tag to keep both."
-        )
-    return done
-
-
-def fold_busy(lock_path: Path) -> bool:
-    """True while some process holds the claim :func:`fold_claim` takes on ``lock_path``."""
-    if fcntl is None:
-        return False
-    try:
-        with open(lock_path) as fh:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except FileNotFoundError:
-        return False
-    except BlockingIOError:
-        return True
-    return False
-
-
-@contextlib.contextmanager
-def fold_claim(lock_path: Path) -> Iterator[bool]:
-    """Yield True if this process now holds ``lock_path`` exclusively, False if another does.
-
-    Why ``flock`` and not a marker file: the kernel drops the lock when its process dies, so an
-    interrupted run leaves no stale claim behind. The file is removed once the fold is done.
-    Where ``fcntl`` does not exist (Windows) every claim succeeds: one process at a time there.
-    """
-    if fcntl is None:
-        yield True
-        return
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        try:
-            yield True
-        finally:
-            if lock_path.with_suffix(".json").exists():
-                lock_path.unlink(missing_ok=True)
 
 
 def _run_fold(
@@ -603,7 +353,7 @@ def _run_fold(
     features_file: str,
     progress: bool,
     score_every: int | None = None,
-    score_keys: tuple[str, str] = ("val_ua", "val_wa"),
+    score_keys: dict[str, str] = SCORE_KEYS["validation"],
     curve_path: Path | None = None,
     curve_header: dict | None = None,
     bundle_path: Path | None = None,
@@ -649,7 +399,7 @@ def _run_fold(
                     recalibrate_batch_norm(model, bank[0], train_cfg, seed, dev)
                 s, _ = predict_utterances(model, val_specs, te_is10, train_cfg, dev)
                 m = classification_metrics(y[test_idx], s.argmax(1), labels)
-                return {score_keys[0]: m["ua"], score_keys[1]: m["wa"]}
+                return {score_keys["ua"]: m["ua"], score_keys["wa"]: m["wa"]}
 
         if curve_path is not None:
 
@@ -706,8 +456,3 @@ def _run_fold(
         **extra,
     }
     return record, arrays
-
-
-def replace_config(cfg, **kw):
-    """Small helper for notebooks: a frozen config with some fields changed."""
-    return replace(cfg, **kw)

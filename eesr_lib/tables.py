@@ -379,11 +379,16 @@ def rerun_noise(shown: Shown, results_dir: str, rerun_tag: str | None) -> tuple[
     """({protocol: :func:`eesr_lib.stats.retraining_noise`}, {protocol: the second run's folds}) for
     every protocol where AE+EE,IN was trained a second time under ``rerun_tag``."""
     from .report import load_folds
+    from .results import variant_folder
 
     noise, reruns = {}, {}
     for protocol in shown.protocols:
         first = shown.runs(protocol, PROPOSED)
-        again = load_folds(results_dir, shown.corpus.name, protocol, f"{PROPOSED}@{rerun_tag}") if rerun_tag else []
+        again = (
+            load_folds(results_dir, shown.corpus.name, protocol, variant_folder(PROPOSED, rerun_tag))
+            if rerun_tag
+            else []
+        )
         r = retraining_noise(first, again) if first and again else None
         if r is not None:
             noise[protocol], reruns[protocol] = r, again

@@ -34,7 +34,7 @@ from eesr_lib.features import corpus_features
 from eesr_lib.model import ModelConfig
 from eesr_lib.protocols import folds
 from eesr_lib.provenance import provenance
-from eesr_lib.runner import write_json_atomic
+from eesr_lib.results import RESULTS_DIR, flaws_dir, load_folds, write_json_atomic
 from eesr_lib.train import TrainConfig
 
 FLAW = "DEMONSTRATION OF AN EVALUATION FLAW: not a result of this replication"
@@ -59,15 +59,10 @@ def _r(x, nd: int = 3):
 
 def _stored_predictions(results: Path, protocol: str, variant: str, labels: list[str]) -> dict[int, np.ndarray] | None:
     """Predicted class indices of a stored run, per fold (None if any fold is missing)."""
-    folder = results / "emodb" / protocol / variant
-    files = sorted(folder.glob("fold_*.json"))
-    if not files:
+    records = load_folds(results, "emodb", protocol, variant)
+    if not records:
         return None
-    out = {}
-    for f in files:
-        rec = json.loads(f.read_text())
-        out[rec["fold"]] = np.array([labels.index(p["pred"]) for p in rec["predictions"]])
-    return out
+    return {rec["fold"]: np.array([labels.index(p["pred"]) for p in rec["predictions"]]) for rec in records}
 
 
 def item_a(corpus, is10, seeds: list[int], results: Path) -> dict:
@@ -234,7 +229,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="fold seed of items b")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", default=str(RESULTS_DIR))
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     t_all = time.time()
@@ -243,7 +238,7 @@ def main() -> None:
     lengths = [s.shape[1] for s in specs]
     del specs
     results = Path(args.results)
-    out_dir = results / "emodb" / "flaws"
+    out_dir = flaws_dir(results, "emodb")
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     for item in args.items:

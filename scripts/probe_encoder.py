@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from eesr_lib.corpora import load_corpus
 from eesr_lib.features import corpus_features
 from eesr_lib.probes import encoder_probe
 from eesr_lib.provenance import provenance
-from eesr_lib.runner import write_json_atomic
+from eesr_lib.results import RESULTS_DIR, probe_file, write_json_atomic
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="emodb")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", default=str(RESULTS_DIR))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     t0 = time.time()
     corpus = load_corpus(args.dataset, args.data_root)
     specs, _ = corpus_features(corpus)
     rows = encoder_probe(specs, corpus.y, args.seed)
-    out = Path(args.results) / corpus.name / "probes" / "encoder_at_init.json"
+    out = probe_file(args.results, corpus.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "rows": rows,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from eesr_lib.results import RESULTS_DIR
 from eesr_lib.runner import run
 
 # tag -> (variant, overrides). Only choices the paper leaves open; Tables 1-3 stay as they are.
@@ -99,7 +100,7 @@ def main() -> None:
     p.add_argument("--protocol", default="kfold5")
     p.add_argument("--folds", default="0", help="outer folds whose training part is split (comma-separated)")
     p.add_argument("--only", default=None, help="comma-separated tags (default: all, in order)")
-    p.add_argument("--results", default="results")
+    p.add_argument("--results", default=str(RESULTS_DIR))
     p.add_argument("--device", default="auto")
     p.add_argument("--ray", action="store_true", help="run the folds as Ray tasks (a local instance by default)")
     p.add_argument("--address", default=None, help="the Ray cluster to join (implies --ray)")

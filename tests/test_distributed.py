@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eesr_lib import runner
+from eesr_lib import results, runner
 from eesr_lib.distributed import check_resources, run_on_ray
 from eesr_lib.errors import EESRError
 from eesr_lib.plan import Run
@@ -101,18 +101,18 @@ def cluster():
 def json_writes(monkeypatch):
     """Every fold_<k>.json the driver writes, in order."""
     seen = []
-    real = runner.write_json_atomic
+    real = results.write_json_atomic
 
     def spy(obj, path):
         if path.name.startswith("fold_") and path.name.endswith(".json") and ".curve." not in path.name:
             seen.append(path)
         real(obj, path)
 
-    monkeypatch.setattr(runner, "write_json_atomic", spy)
+    monkeypatch.setattr(results, "write_json_atomic", spy)
     return seen
 
 
-def _in_process(mini, results, runs):
+def _in_process(mini, results_dir, runs):
     """The same folds in this process, with the one torch thread a 1-CPU Ray task gets (Ray sets
     OMP_NUM_THREADS to the task's CPUs): another thread count sums in another order, and the
     comparison below is exact."""
@@ -123,7 +123,7 @@ def _in_process(mini, results, runs):
     try:
         for r in runs:
             runner.run(
-                "emodb_mini", r.protocol, r.variant, corpus=mini, results_dir=results, device="cpu", progress=False,
+                "emodb_mini", r.protocol, r.variant, corpus=mini, results_dir=results_dir, device="cpu", progress=False,
                 **r.run_kwargs(),
             )  # fmt: skip
     finally:

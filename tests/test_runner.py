@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import eesr_lib.train as train_mod
-from eesr_lib import runner
+from eesr_lib import results, runner, variants
 from eesr_lib.cli import main
 from eesr_lib.errors import EESRError
 from eesr_lib.report import format_summary, plateau_ua, summary
@@ -14,9 +14,9 @@ from eesr_lib.report import format_summary, plateau_ua, summary
 FAST = {"batch_size": 14, "precision": "fp32"}
 
 
-def _run(mini, results, variant="ae+ee+in", **kw):
+def _run(mini, results_dir, variant="ae+ee+in", **kw):
     kw.setdefault("overrides", FAST)
-    return runner.run("emodb_mini", "kfold5", variant, corpus=mini, results_dir=results, progress=False, **kw)
+    return runner.run("emodb_mini", "kfold5", variant, corpus=mini, results_dir=results_dir, progress=False, **kw)
 
 
 def test_svm_baseline_all_folds_and_skip_on_rerun(mini, tmp_path, monkeypatch):
@@ -103,16 +103,16 @@ def test_report_and_cli(mini_manifest, tmp_path, capsys):
 
 
 def test_variants_configure_what_they_name():
-    m, _ = runner.configs("ae+ee+in", 7)
+    m, _ = variants.configs("ae+ee+in", 7)
     assert (m.emotion_embedding, m.norm, m.use_is10) == (True, "instance", True)
-    m, _ = runner.configs("ae", 7)
+    m, _ = variants.configs("ae", 7)
     assert (m.emotion_embedding, m.norm, m.use_is10) == (False, "batch", True)
-    m, _ = runner.configs("ae-os", 7, {"norm_without_in": "none"})
+    m, _ = variants.configs("ae-os", 7, {"norm_without_in": "none"})
     assert (m.emotion_embedding, m.norm, m.use_is10) == (False, "none", False)
-    m, t = runner.configs("ae+in", 4, {"lam": 0.3, "pooling": "max"})
+    m, t = variants.configs("ae+in", 4, {"lam": 0.3, "pooling": "max"})
     assert (m.n_classes, m.pooling, t.lam) == (4, "max", 0.3)
     with pytest.raises(EESRError, match="Unknown setting"):
-        runner.configs("ae", 7, {"lamda": 1})
+        variants.configs("ae", 7, {"lamda": 1})
 
 
 def test_selection_mode_never_sees_the_outer_test_fold(mini, tmp_path, monkeypatch):
@@ -146,21 +146,6 @@ def test_plateau_ua_needs_the_whole_window():
     assert plateau_ua([{"epoch": e} for e in range(1, 21)]) is None  # no validation curve
 
 
-def test_configs_written_before_an_option_existed_still_match():
-    from eesr_lib.runner import ADDED_LATER, _same_config
-
-    new = {
-        "dataset": "x",
-        "model": {"pooling": "mean", "is10_scale": 1.0, "aux_head": False},
-        "train": {"lam": 1.0, "lr_schedule": "constant", "crop_set": "random"},
-    }
-    old = {"dataset": "x", "model": {"pooling": "mean"}, "train": {"lam": 1.0, "eval_batch_size": 8}}
-    assert set(ADDED_LATER["model"]) <= set(new["model"])
-    assert _same_config(old, new)
-    assert not _same_config(old, {**new, "train": {**new["train"], "lr_schedule": "cosine"}})
-    assert not _same_config(old, {**new, "model": {**new["model"], "is10_scale": 0.1}})
-
-
 def test_paired_gap_uses_common_folds_only():
     from eesr_lib.report import paired_gap
 
@@ -174,11 +159,11 @@ def test_paired_gap_uses_common_folds_only():
 def test_a_fold_claimed_by_another_process_is_skipped_then_computed_once_free(mini, tmp_path):
     out = tmp_path / "emodb_mini" / "kfold5" / "is10+svm"
     out.mkdir(parents=True)
-    with runner.fold_claim(out / "fold_2.lock") as mine:
+    with results.fold_claim(out, 2) as mine:
         assert mine
-        with runner.fold_claim(out / "fold_2.lock") as theirs:  # a second open file = another claimant
+        with results.fold_claim(out, 2) as theirs:  # a second open file = another claimant
             assert not theirs
-        assert runner.fold_busy(out / "fold_2.lock") and not runner.fold_busy(out / "fold_3.lock")
+        assert results.fold_busy(out, 2) and not results.fold_busy(out, 3)
         res = _run(mini, tmp_path, "is10+svm")
         assert sorted(r["fold"] for r in res) == [0, 1, 3, 4]
         assert not (out / "fold_2.json").exists()
@@ -194,12 +179,12 @@ def test_replicate_plan_status_and_ray_run(mini, mini_manifest, tmp_path, capsys
     assert ("kfold5", "ae+ee+in") in runs and ("kfold5", "is10+svm") in runs
     assert ("loso-speaker", "ae+ee+in") in runs and "kfold10" not in {p for p, _ in runs}  # 5 a class: no 10-fold
     assert plan.runs_for(type("C", (), {"name": "emodb"})())[0] == ("kfold5", "ae+ee+in")
-    assert {v for _, v in plan.REPLICATION["emodb"]} == set(runner.VARIANTS)  # every row of Table 4
+    assert {v for _, v in plan.REPLICATION["emodb"]} == set(variants.VARIANTS)  # every row of Table 4
 
     df = plan.status(mini, tmp_path)
     assert (df.done == 0).all() and df.hours_left_est.isna().all()  # nothing to estimate from yet
     _run(mini, tmp_path, folds_to_run=[0], epochs=1)
-    with runner.fold_claim(tmp_path / "emodb_mini" / "kfold5" / "ae+ee+in" / "fold_3.lock"):
+    with results.fold_claim(tmp_path / "emodb_mini" / "kfold5" / "ae+ee+in", 3):
         row = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("kfold5", "ae+ee+in")]
     assert row.done == 1 and row.left == "1,2,3,4" and row.running == "3" and row.hours_left_est > 0
     loso = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("loso-speaker", "ae+ee+in")]
@@ -247,7 +232,7 @@ def test_learning_curve_scores_sparsely_counts_steps_and_leaves_a_partial_curve(
     """A long selection run scores validation every `curve_every` epochs (and after the last), re-estimates
     BN statistics before each score, and leaves fold_<k>.curve.json after every epoch until it finishes."""
     seen_partial, calls = [], []
-    real_write, real_recal = runner.write_json_atomic, runner.recalibrate_batch_norm
+    real_write, real_recal = results.write_json_atomic, runner.recalibrate_batch_norm
 
     def spy_write(obj, path):
         if path.name.endswith(".curve.json"):
@@ -258,7 +243,7 @@ def test_learning_curve_scores_sparsely_counts_steps_and_leaves_a_partial_curve(
         calls.append(1)
         return real_recal(*a, **k)
 
-    monkeypatch.setattr(runner, "write_json_atomic", spy_write)
+    monkeypatch.setattr(results, "write_json_atomic", spy_write)
     monkeypatch.setattr(runner, "recalibrate_batch_norm", spy_recal)
     (rec,) = _run(mini, tmp_path, "ae-os", folds_to_run=[0], epochs=3, selection=True, curve_every=2)
     hist = rec["history"]
@@ -278,11 +263,11 @@ def test_outer_test_curve_is_recorded_but_changes_nothing(mini, tmp_path):
     final scores are those of the same run without it, and a selection run refuses it."""
     (plain,) = _run(mini, tmp_path / "a", folds_to_run=[1], epochs=2)
     (curve,) = _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2, test_curve=True)
-    keys = runner.SCORE_KEYS["test"]
-    assert all(k in h for h in curve["history"] for k in keys)
-    assert curve["history"][-1][keys[0]] == curve["metrics"]["ua"]  # the last epoch is the fold's score
+    keys = results.SCORE_KEYS["test"]
+    assert all(k in h for h in curve["history"] for k in keys.values())
+    assert curve["history"][-1][keys["ua"]] == curve["metrics"]["ua"]  # the last epoch is the fold's score
     assert [p["scores"] for p in curve["predictions"]] == [p["scores"] for p in plain["predictions"]]
-    drop = ("seconds", *keys)
+    drop = ("seconds", *keys.values())
     assert [{k: v for k, v in h.items() if k not in drop} for h in curve["history"]] == [
         {k: v for k, v in h.items() if k != "seconds"} for h in plain["history"]
     ]
@@ -316,8 +301,8 @@ def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path)
 def test_a_restarted_curve_does_not_replace_a_longer_committed_one(tmp_path):
     path = tmp_path / "fold_0.curve.json"
     long = [{"epoch": e} for e in range(1, 271)]
-    assert runner.write_partial_curve(path, {"fold": 0}, long)
-    assert not runner.write_partial_curve(path, {"fold": 0}, long[:1])  # a fresh restart at epoch 1
+    assert results.write_partial_curve(path, {"fold": 0}, long)
+    assert not results.write_partial_curve(path, {"fold": 0}, long[:1])  # a fresh restart at epoch 1
     assert len(json.loads(path.read_text())["history"]) == 270
-    assert runner.write_partial_curve(path, {"fold": 0}, long + [{"epoch": 271}])  # passes it: replaced
+    assert results.write_partial_curve(path, {"fold": 0}, long + [{"epoch": 271}])  # passes it: replaced
     assert json.loads(path.read_text())["history"][-1]["epoch"] == 271
