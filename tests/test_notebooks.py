@@ -70,3 +70,15 @@ def test_the_book_is_built_from_stored_outputs_only():
     assert config["execute"]["execute_notebooks"] == "off"
     for excluded in (".venv", "notebooks", "results", "tests", "_build", ".cache"):
         assert excluded in config["exclude_patterns"]
+
+
+def test_no_function_is_defined_in_two_chapters():
+    """A helper two chapters need lives in eesr_lib, once, not in both notebooks."""
+    where: dict[str, list[str]] = {}
+    for path in NOTEBOOKS:
+        source = "\n".join("".join(c["source"]) for c in code_cells(path))
+        names = {n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        for name in names:
+            where.setdefault(name, []).append(path.stem)
+    repeated = {name: stems for name, stems in where.items() if len(stems) > 1}
+    assert not repeated, f"defined in more than one chapter: {repeated}"
