@@ -57,6 +57,7 @@ WEIGHTS_FILE = "weights.safetensors"
 WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 STAT_KEYS = ("is10.mean", "is10.std")
 _PARTS = ("encoder.", "classifier.")
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # the models committed with a checkout
 
 
 class EESRClassifier(nn.Module):
@@ -317,14 +318,37 @@ class Bundle:
         return (*self.scores(spec, is10), notes)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle folder (or its ``bundle.json``); see the module for what is refused."""
+def committed_models() -> list[str]:
+    """Names of the bundles committed in the checkout's ``models/`` folder (e.g. ``emodb``)."""
+    return sorted(p.name for p in MODELS_DIR.glob("*") if (p / CONFIG_FILE).is_file())
+
+
+def resolve_bundle(path: str | Path) -> Path:
+    """``path`` as given if it exists; otherwise a model committed with the checkout, so that
+    ``--model emodb`` or ``--model models/emodb`` work from any folder, not only the checkout's root."""
     path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    for candidate in (MODELS_DIR / path, MODELS_DIR.parent / path):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    return path
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle folder (or its ``bundle.json``; a committed model by name, :func:`resolve_bundle`);
+    see the module for what is refused."""
+    path = resolve_bundle(path)
     if path.is_file() and path.name == CONFIG_FILE:
         path = path.parent
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
-        raise EESRError(f"Not a model bundle: {path} (expected a folder with {CONFIG_FILE}, as `eesr train` writes)")
+        known = committed_models()
+        raise EESRError(
+            f"Not a model bundle: {path} (expected a folder with {CONFIG_FILE}, as `eesr train` writes"
+            + (f"; or a committed model: {', '.join(known)}" if known else "")
+            + ")"
+        )
     try:
         meta = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
