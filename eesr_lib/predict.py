@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import read_audio
@@ -120,6 +122,31 @@ def predict_files(
             ]
         out.append(record)
     return out
+
+
+def predict_table(
+    bundle: Bundle, table: pd.DataFrame, on_error: Callable[[str], None] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`predict_files` on the files of a corpus table (``id``, ``path``, and ``label`` /
+    ``speaker`` if it has them): one row per file predicted (``id``, ``speaker``, ``true``,
+    ``prediction``, ``confidence``, the largest probability) and the ``(N, K)`` probabilities in
+    the bundle's label order, in the same order. Why: to score a labelled corpus the model never
+    saw (a cross-corpus check) exactly as ``eesr predict`` scores a user's files."""
+    errors = []
+    inputs = [Input(str(i), str(p)) for i, p in zip(table["id"], table["path"])]
+    records = predict_files(bundle, inputs, on_error or errors.append, progress=False)
+    rows = table.assign(id=table["id"].astype(str)).set_index("id").loc[[r["id"] for r in records]]
+    out = pd.DataFrame(
+        {
+            "id": [r["id"] for r in records],
+            "speaker": rows["speaker"].to_numpy() if "speaker" in rows else None,
+            "true": rows["label"].to_numpy() if "label" in rows else None,
+            "prediction": [r["prediction"] for r in records],
+            "confidence": [max(r["probabilities"].values()) for r in records],
+        }
+    )
+    probs = np.array([[r["probabilities"][lab] for lab in bundle.labels] for r in records], dtype=np.float64)
+    return out, probs.reshape(len(records), len(bundle.labels))
 
 
 # ------------------------------------------------------------------ output

@@ -39,6 +39,8 @@ SYNONYMS = {
     "disgusted": "disgust",
     "bored": "boredom",
 }
+# what :func:`agreement` reports, in this order
+AGREEMENT = ("windows scored", "prediction = true class (%)", "mean probability of the true class")
 
 
 def segment_bounds(n_samples: int, sample_rate: int, segment_s: float, hop_s: float) -> np.ndarray:
@@ -171,3 +173,17 @@ def map_labels(labels: Sequence[str | None], model_labels: Sequence[str]) -> lis
         name = None if lab is None else SYNONYMS.get(lab, lab)
         out.append(name if name in known else None)
     return out
+
+
+def agreement(scored: pd.DataFrame, truth: pd.Series) -> dict:
+    """How well a timeline matches the truth: of the segments whose true class the model has
+    (``truth`` not None, e.g. from :func:`segment_labels` then :func:`map_labels`), how many
+    there are, the share (%) predicted as that class, and the mean probability given to it."""
+    known = truth.notna().to_numpy()
+    if not known.any():
+        return dict.fromkeys(AGREEMENT, np.nan) | {AGREEMENT[0]: 0}
+    rows = scored[known]
+    true = truth[known].to_numpy()
+    p_true = [rows[t].iloc[i] for i, t in enumerate(true)]
+    right = 100.0 * float(np.mean(rows["prediction"].to_numpy() == true))
+    return dict(zip(AGREEMENT, (int(known.sum()), right, float(np.mean(p_true)))))

@@ -11,6 +11,7 @@ from eesr_lib.corpora import Corpus
 from eesr_lib.errors import EESRError
 from eesr_lib.features import corpus_features
 from eesr_lib.model import ModelConfig
+from eesr_lib.predict import predict_table
 from eesr_lib.train import TrainConfig
 
 
@@ -108,3 +109,34 @@ def test_score_segments_scores_each_segment_as_its_own_utterance(small_bundle, e
     assert not np.allclose(default[list(bundle.labels)].to_numpy(), whole, atol=1e-3)
     with pytest.raises(EESRError, match="mono"):
         tl.score_segments(bundle, np.stack([wav, wav], axis=1))
+
+
+def test_agreement_counts_only_segments_with_a_known_class():
+    scored = pd.DataFrame(
+        {
+            "prediction": ["anger", "sadness", "anger", "anger"],
+            "anger": [0.7, 0.2, 0.6, 0.9],
+            "sadness": [0.3, 0.8, 0.4, 0.1],
+        }
+    )
+    truth = pd.Series(["anger", "anger", None, "sadness"])
+    got = tl.agreement(scored, truth)
+    assert got["windows scored"] == 3
+    assert got["prediction = true class (%)"] == pytest.approx(100 / 3)
+    assert got["mean probability of the true class"] == pytest.approx((0.7 + 0.2 + 0.1) / 3)
+    empty = tl.agreement(scored, pd.Series([None] * 4))
+    assert empty["windows scored"] == 0 and np.isnan(empty["prediction = true class (%)"])
+
+
+def test_predict_table_scores_a_corpus_table_like_eesr_predict(small_bundle, emodb, tmp_path):
+    table = emodb.table.head(3).copy()
+    table.loc[len(table)] = {**table.iloc[0].to_dict(), "id": "missing", "path": str(tmp_path / "nowhere.wav")}
+    errors = []
+    out, probs = predict_table(small_bundle, table, errors.append)
+    assert out["id"].tolist() == table["id"].head(3).tolist() and len(errors) == 1 and "nowhere.wav" in errors[0]
+    assert out["true"].tolist() == table["label"].head(3).tolist()
+    assert out["speaker"].tolist() == table["speaker"].head(3).tolist()
+    assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert out["prediction"].tolist() == [small_bundle.labels[k] for k in probs.argmax(1)]
+    np.testing.assert_allclose(out["confidence"], probs.max(1))
+    np.testing.assert_allclose(probs[1], small_bundle.predict_file(table["path"].iloc[1])[0], atol=1e-4)
