@@ -162,19 +162,14 @@ def status(
 
     The estimate uses this run's own finished folds, or, before any has finished, the pace of
     the corpus's other network runs (seconds per training utterance and epoch) times this
-    run's training sizes. It is in worker-hours: the wall time one process needs at the pace
+    run's training sizes; on a corpus with no network fold yet, the pace of every corpus's (an
+    epoch draws one fixed-size crop per training utterance, so the pace hardly depends on the
+    corpus). It is in worker-hours: the wall time one process needs at the pace
     the finished folds were computed (two workers sharing a machine each run at about half speed,
     and take half the folds), a forecast for the same machine and nothing more.
     """
-    done = [r for r in load_folds(results_dir, dataset=corpus.name) if not r["config"].get("tag")]
-    done = [r for r in done if not r["config"].get("selection") and r["config"]["seed"] == seed]
-    network = [r for r in done if "baseline" not in VARIANTS[r["config"]["variant"]]]
-    pace = [
-        r["provenance"]["wall_time_s"] / (r["train_size"] * r["config"]["train"]["epochs"])
-        for r in network
-        if r["provenance"]["hardware"]["device"] == "cpu"
-    ]
-    pace_s = sum(pace) / len(pace) if pace else None
+    everywhere = load_folds(results_dir)
+    pace_s = _pace([r for r in everywhere if r["config"]["dataset"] == corpus.name], seed) or _pace(everywhere, seed)
     rows = []
     for r in runs if runs is not None else [Run(p, v, seed=seed) for p, v in runs_for(corpus)]:
         split = folds(corpus, r.protocol, r.seed)
@@ -208,6 +203,20 @@ def status(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _pace(records: list[dict], seed: int) -> float | None:
+    """Mean CPU seconds per training utterance and epoch of the untagged network folds in ``records``."""
+    pace = [
+        r["provenance"]["wall_time_s"] / (r["train_size"] * r["config"]["train"]["epochs"])
+        for r in records
+        if not r["config"].get("tag")
+        and not r["config"].get("selection")
+        and r["config"]["seed"] == seed
+        and "baseline" not in VARIANTS[r["config"]["variant"]]
+        and r["provenance"]["hardware"]["device"] == "cpu"
+    ]
+    return sum(pace) / len(pace) if pace else None
 
 
 def format_status(df: pd.DataFrame) -> str:

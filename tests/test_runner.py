@@ -1,5 +1,6 @@
 """The runner writes complete, atomic, resumable fold results, and never mixes configurations."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -189,6 +190,8 @@ def test_replicate_plan_status_and_ray_run(mini, mini_manifest, tmp_path, capsys
     assert row.done == 1 and row.left == "1,2,3,4" and row.running == "3" and row.hours_left_est > 0
     loso = plan.status(mini, tmp_path).set_index(["protocol", "variant"]).loc[("loso-speaker", "ae+ee+in")]
     assert loso.done == 0 and loso.hours_left_est > 0  # estimated from the other run's pace
+    other = dataclasses.replace(mini, name="a_corpus_with_no_fold")  # estimated from every corpus's pace
+    assert (plan.status(other, tmp_path).query("variant == 'ae+ee+in'").hours_left_est > 0).all()
 
     args = ["replicate", "--dataset", str(mini_manifest), "--results", str(tmp_path), "--variant", "is10+svm"]
     assert main([*args, "--protocol", "kfold5", "--run", "--cpus-per-fold", "1"]) == 0  # folds as Ray tasks, here
