@@ -259,7 +259,8 @@ def scores_table(shown: Shown, protocol: str) -> pd.DataFrame | None:
 
 def table4(shown: Shown) -> pd.DataFrame:
     """Table 4 rebuilt: our UA per protocol (mean ± std over folds; pooled with its 95 % interval),
-    the paper's IEMOCAP UA beside it (and our difference to it on IEMOCAP)."""
+    the paper's IEMOCAP UA beside it (and our difference to it on IEMOCAP or a corpus standing in for it,
+    :data:`eesr_lib.paper.STAND_INS`)."""
     order = shown.order
     t4 = pd.DataFrame(index=pd.Index([NAMES[v] for v in order], name="variant"))
     for protocol in shown.protocols:
@@ -276,8 +277,8 @@ def table4(shown: Shown) -> pd.DataFrame:
     for protocol, setting in (("kfold10", "10-fold"), ("loso-speaker", "LOSO")):
         ref = [paper.TABLE4_UA_IEMOCAP.get(v, {}).get(protocol) for v in order]
         t4[f"paper UA, IEMOCAP {setting}"] = ref
-        if shown.corpus.name == "iemocap":
-            ours = [shown.cell(protocol, v, "UA") for v in order]
+        if paper.reference_corpus(shown.corpus.name) == "iemocap" and protocol in shown.protocols:
+            ours = [shown.cell(protocol, v, "UA") for v in order]  # IEMOCAP or a stand-in: values comparable
             t4[f"ours − paper, {setting}"] = [
                 None if o is None or r is None else round(o[0] - r, 2) for o, r in zip(ours, ref)
             ]

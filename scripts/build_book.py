@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SMOKE_DIR = Path("/tmp/eesr-smoke-book")
-CAPTIONS = {"emodb": "EMODB", "ravdess": "RAVDESS", "iemocap": "IEMOCAP"}
+CAPTIONS = {"emodb": "EMODB", "ravdess": "RAVDESS", "iemocap": "IEMOCAP", "nemo": "nEMO (standing in for IEMOCAP)"}
 
 
 def dataset_key(dataset: str) -> str:

@@ -47,3 +47,18 @@ def test_page_numbers_cover_every_page_from_the_committed_results(data_root):
         assert used <= set(values)
     assert values["emodb_utterances"] == "535" and values["steps_per_fold"] != MISSING
     assert " to " in values["spectrogram_only_loss"] or values["spectrogram_only_loss"] == MISSING
+
+
+def test_nemo_numbers_come_from_its_runs_and_say_which_are_missing(data_root, tmp_path):
+    from eesr_lib.corpora import load_corpus
+    from eesr_lib.findings import MISSING, nemo_numbers
+
+    try:
+        nemo = load_corpus("nemo", data_root)
+    except EESRError:
+        pytest.skip("nEMO is not in the shared data")
+    committed = nemo_numbers(ROOT / "results", nemo)
+    assert committed["nemo_utterances"] == "3076" and committed["nemo_speakers"] == "9"
+    assert "95 % interval" in committed["nemo_svm_loso_ua"]  # the nine committed folds, pooled
+    empty = nemo_numbers(tmp_path, nemo)
+    assert empty["nemo_svm_loso_ua"] == MISSING and empty["nemo_proposed_hours"] == MISSING
