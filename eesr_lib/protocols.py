@@ -19,6 +19,7 @@ from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, Stra
 
 from .corpora import Corpus
 from .errors import EESRError
+from .paper import reference_corpus
 
 PROTOCOLS = ("kfold5", "kfold10", "loso-speaker", "loso-session", "speaker-kfold4")
 SPEAKER_INDEPENDENT = ("loso-speaker", "loso-session", "speaker-kfold4")
@@ -75,11 +76,15 @@ def book_protocols(corpus: Corpus) -> list[str]:
     The paper's stratified 5- and 10-fold and leave-one-speaker-out; leave-one-session-out
     where the corpus has sessions (IEMOCAP). With more than 12 speakers (RAVDESS: 24) the
     question worth the training time is the speaker-independent one, so the stratified
-    k-folds give way to the speaker-grouped 4-fold. A chapter's ``protocols`` parameter
-    overrides this.
+    k-folds give way to the speaker-grouped 4-fold. IEMOCAP and the corpora standing in for it
+    (nEMO) get the paper's IEMOCAP protocols, leave-one-speaker-out and 10-fold. A chapter's
+    ``protocols`` parameter overrides this.
     """
     if corpus.table["speaker"].nunique() > 12:
         return ["loso-speaker", "speaker-kfold4"]
+    sessions = ["loso-session"] if "session" in corpus.table.columns else []
+    if reference_corpus(corpus.name) == "iemocap":  # IEMOCAP or its stand-in: the paper's IEMOCAP protocols
+        return ["loso-speaker", "kfold10", *sessions]
     return ["kfold5", "kfold10", "loso-speaker"] + (["loso-session"] if "session" in corpus.table.columns else [])
 
 
