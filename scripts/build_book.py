@@ -135,7 +135,21 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path = ROOT) ->
         progress_bar=False,
         start_timeout=300,
     )
+    hide_injected_parameters(output)
     return time.time() - t0
+
+
+def hide_injected_parameters(output: Path) -> None:
+    """Keep papermill's injected-parameters cell off the page: the chapter's parameters cell shows
+    the defaults a reader can change, and its setup table the values this build used."""
+    import nbformat
+
+    nb = nbformat.read(output, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, output)
 
 
 def main(argv: list[str] | None = None) -> int:

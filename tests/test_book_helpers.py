@@ -3,6 +3,8 @@
 Nothing here trains: experiments are asked for with run_missing False, on empty results folders.
 """
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -13,6 +15,8 @@ from eesr_lib.corpora import Corpus
 from eesr_lib.errors import EESRError
 from eesr_lib.experiments import PROFILES, VARIANT_NAMES, Experiments, eesr_command, experiment
 from eesr_lib.runner import VARIANTS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +196,24 @@ def test_experiments_bind_a_chapters_parameters(smoke, tmp_path):
 
     with pytest.raises(EESRError, match="profile"):
         Experiments.for_chapter(smoke, dataset="emodb", profile="full")
+
+
+def test_build_book_keeps_papermills_injected_parameters_off_the_page(tmp_path):
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("dataset = 'emodb'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("dataset = 'nemo'", metadata={"tags": ["injected-parameters"]}),
+    ]
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    build_book.hide_injected_parameters(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert cells[0].metadata.tags == ["parameters"]  # the defaults stay visible
+    assert cells[1].metadata.tags == ["injected-parameters", "remove-cell"]
