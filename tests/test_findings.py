@@ -62,3 +62,16 @@ def test_nemo_numbers_come_from_its_runs_and_say_which_are_missing(data_root, tm
     assert "95 % interval" in committed["nemo_svm_loso_ua"]  # the nine committed folds, pooled
     empty = nemo_numbers(tmp_path, nemo)
     assert empty["nemo_svm_loso_ua"] == MISSING and empty["nemo_proposed_hours"] == MISSING
+
+
+def test_budget_numbers_read_the_committed_histories(data_root, tmp_path):
+    from eesr_lib.corpora import load_corpus
+    from eesr_lib.findings import MISSING, budget_numbers
+
+    emodb = load_corpus("emodb", data_root)
+    values = budget_numbers(ROOT / "results", emodb)
+    low, high = (float(x) for x in values["spectrogram_only_train_acc"].rstrip(" %").split(" to "))
+    assert 0 < low < high < 99  # the spectrogram-only rows never fit their training crops at 40 epochs
+    first, last = (int(x) for x in values["fused_fit_epoch"].split(" to "))
+    assert 1 <= first <= last <= 40
+    assert budget_numbers(tmp_path, emodb)["fused_fit_epoch"] == MISSING
