@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import claims, paper
+from .corpora import Corpus
 from .experiments import VARIANT_NAMES as NAMES
 from .plan import ABLATIONS, runs_for
 from .tables import PROPOSED, Shown, signed
@@ -342,4 +343,27 @@ def budget_reading(curves: pd.DataFrame) -> str:
             budget.STILL_LEARNING: "At least one curve still gained on the doubling that ends there: "
             f"{chosen}x is a lower bound on what the deep branch needs, not a budget at which it has converged.",
         }[budget.chosen_budget_reading(curves, chosen)]
+    )
+
+
+# How a stand-in corpus differs from the corpus it stands in for (eesr_lib.paper.STAND_INS), in words.
+STAND_IN_DIFFERENCES = {
+    "nemo": "Polish rather than English, read sentences rather than improvised and scripted dialogues, "
+    "one studio, and fewer utterances than IEMOCAP's usual four-class set (about 5,500)",
+}
+
+
+def stand_in_note(corpus: Corpus) -> str | None:
+    """For a corpus standing in for one of the paper's, what may and may not be compared (else None)."""
+    reference = paper.reference_corpus(corpus.name)
+    if reference == corpus.name:
+        return None
+    speakers = corpus.table["speaker"].nunique()
+    return (
+        f"**This page is on {corpus.name}, standing in for {reference.upper()}.** It has {reference.upper()}'s "
+        f"classes in the same order ({', '.join(corpus.labels)}; {len(corpus)} utterances, {speakers} speakers), "
+        f"so the paper's {reference.upper()} values are set beside ours value by value (the *ours − paper* "
+        f"columns), not only by the gaps between variants. It is not {reference.upper()}: "
+        f"{STAND_IN_DIFFERENCES.get(corpus.name, 'another corpus')}. A difference to the paper's value is "
+        "a difference between two corpora as much as between two implementations."
     )

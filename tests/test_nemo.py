@@ -295,3 +295,11 @@ def test_nemo_results_are_set_beside_the_papers_iemocap_tables_value_by_value():
         key = paper.reference_key("nemo", protocol)
         assert paper.CONFUSION_PCT[key]["labels"] == list(NEMO_LABELS)
         assert list(paper.PER_CLASS[key]["recall"]) == list(NEMO_LABELS)
+
+
+def test_a_stand_in_corpus_says_what_may_be_compared(nemo, emodb):
+    from eesr_lib.readings import stand_in_note
+
+    note = stand_in_note(nemo)
+    assert "standing in for IEMOCAP" in note and "3076 utterances, 9 speakers" in note and "Polish" in note
+    assert stand_in_note(emodb) is None
