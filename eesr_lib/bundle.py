@@ -38,6 +38,7 @@ import struct
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,6 +50,9 @@ from .errors import EESRError
 from .features import SpectrogramParams, is10_functionals, log_magnitude_spectrogram
 from .model import Classifier, Encoder, ModelConfig
 from .train import TrainConfig
+
+if TYPE_CHECKING:
+    from .corpora import Corpus
 
 FORMAT = "eesr-bundle"
 VERSION = 1
@@ -312,6 +316,11 @@ class Bundle:
     def window_seconds(self) -> float:
         return self.model_cfg.crop_frames * self.spectrogram.hop_length / self.spectrogram.sample_rate
 
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds between the starts of two scoring windows (the window hop)."""
+        return self.train_cfg.window_hop * self.spectrogram.hop_length / self.spectrogram.sample_rate
+
     def predict_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """:meth:`features` then :meth:`scores`: ``(probabilities, window probabilities, starts_s, notes)``."""
         spec, is10, notes = self.features(path)
@@ -471,6 +480,44 @@ def train_bundle(
     }
     out = Path(out) if out else Path(f"{corpus.name}-{variant}.bundle")
     return save_bundle(out, model, corpus.labels, train_cfg, is10, info=info, weights_dtype=weights_dtype, device=dev)
+
+
+def untrained_bundle(corpus: Corpus, out: str | Path, seed: int = 0) -> Bundle:
+    """A bundle of an *untrained* network with ``corpus``'s classes and IS10 scaling, written to
+    ``out`` and loaded: where no trained model is at hand (a CI checkout), it runs the same code
+    as a real one, and its answers are noise."""
+    from .features import corpus_features
+
+    torch.manual_seed(seed)
+    _, is10 = corpus_features(corpus, progress=False)
+    network = EESRClassifier(ModelConfig(n_classes=len(corpus.labels)))
+    return load_bundle(save_bundle(Path(out), network, corpus.labels, TrainConfig(), is10))
+
+
+def bundle_facts(bundle: Bundle) -> dict[str, str]:
+    """What a bundle says about itself, in words: what it was trained on, with which recipe, for how
+    long on what, its weights and scoring windows, and the code that wrote it. A model's answers
+    mean little without these, so a page that uses one shows them first."""
+    from .experiments import VARIANT_NAMES
+
+    trained = bundle.meta.get("training", {})
+    history = trained.get("history", [])
+    hardware = bundle.meta.get("provenance", {}).get("hardware", {})
+    size_mb = sum(f.stat().st_size for f in Path(bundle.path).iterdir()) / 1e6
+    return {
+        "trained on": f"{trained.get('dataset', '?')}, {trained.get('utterances', '?')} utterances "
+        f"({trained.get('held_out', 'unknown')})",
+        "model": VARIANT_NAMES.get(trained.get("variant"), trained.get("variant", "?")),
+        "classes": ", ".join(bundle.labels),
+        "epochs, optimizer steps": f"{len(history)}, {history[-1].get('steps', '?') if history else '?'}",
+        "training time": f"{sum(h.get('seconds', 0) for h in history) / 60:.0f} min on {hardware.get('device', '?')} "
+        f"({hardware.get('torch_threads', '?')} thread(s), {hardware.get('processor', '?')})",
+        "weights": f"{bundle.meta['weights']['dtype']}, bundle {size_mb:.1f} MB",
+        "scoring windows": f"{bundle.window_seconds:.2f} s ({bundle.model_cfg.crop_frames} frames), "
+        f"hop {bundle.hop_seconds:.2f} s",
+        "code": bundle.meta.get("provenance", {}).get("git_revision", "?"),
+        "written": bundle.meta.get("created", "?"),
+    }
 
 
 def _networks() -> list[str]:

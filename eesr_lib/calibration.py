@@ -22,6 +22,7 @@ folds of a committed run, whose fold files keep every test utterance's class pro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -158,3 +159,189 @@ def selective_accuracy(score: np.ndarray, correct: np.ndarray, coverages: np.nda
         k = max(1, int(round(c * len(score))))
         out[float(c)] = 100.0 * correct[order[:k]].mean()
     return pd.Series(out, name="accuracy").rename_axis("coverage")
+
+
+# Chapter 9 ("Your own recording") in numbers and words: the held-out runs and the committed
+# model on another corpus, each reduced to its top-label confidences, summarized and read out.
+
+
+class Held(NamedTuple):
+    """One set of held-out predictions reduced to what calibration needs: the confidence of each
+    predicted class, whether it was right, each utterance's speaker (for intervals) and whether the
+    scores were probabilities at all (an SVM's decision values are not)."""
+
+    confidence: np.ndarray
+    correct: np.ndarray
+    speakers: np.ndarray
+    is_probability: bool
+
+
+def held_out(records: list[dict], speaker_of: pd.Series) -> Held:
+    """:class:`Held` of a run's fold records (each test utterance once); ``speaker_of`` maps id to speaker."""
+    table, scores, _ = prediction_scores(records)
+    conf, correct = top_label(scores, table["true"].to_numpy())
+    return Held(conf, correct, speaker_of.reindex(table["id"]).to_numpy(), is_probability(scores))
+
+
+def summary_row(held: Held, seed: int = 0) -> tuple[dict, tuple[float, float] | None]:
+    """A row of the chapter's calibration table (utterances, accuracy and, for probabilities, mean
+    confidence, ECE and its 95 % speaker interval, all in %) and that interval as fractions (None
+    without probabilities): the interval says whether two ECEs differ at all."""
+    conf, correct, speakers, is_prob = held
+    row: dict = {"utterances": len(conf), "accuracy (%)": 100 * correct.mean()}
+    if not is_prob:
+        return row | {"ECE 95 % interval": "scores are not probabilities"}, None
+    lo, hi = ece_interval(conf, correct, speakers, seed=seed)
+    row |= {
+        "mean confidence (%)": 100 * conf.mean(),
+        "ECE (points)": 100 * expected_calibration_error(conf, correct),
+        "ECE 95 % interval": f"{100 * lo:.1f} to {100 * hi:.1f}",
+    }
+    return row, (lo, hi)
+
+
+def above_threshold(held: Held, threshold: float = 0.9) -> tuple[float, float]:
+    """(share of utterances with confidence >= ``threshold``, their accuracy), both in %; the
+    accuracy is NaN when none reaches it. "When it says 0.9, how often is it right?" in two numbers."""
+    sure = held.confidence >= threshold
+    return 100 * sure.mean(), 100 * held.correct[sure].mean() if sure.any() else np.nan
+
+
+def overconfidence(held: Held) -> float:
+    """Mean confidence minus accuracy, in points: > 0 overconfident, < 0 underconfident."""
+    return 100 * (held.confidence.mean() - held.correct.mean())
+
+
+def panels(held: dict[tuple[str, str], Held], protocols: list[str]) -> list[str]:
+    """The test sets a reliability figure shows: each protocol with AE+EE,IN predictions, then the
+    cross-corpus sets (``variant == "bundle"``)."""
+    return [p for p in protocols if (p, "ae+ee+in") in held] + [w for w, v in held if v == "bundle"]
+
+
+def _name(variant: str) -> str:
+    from .experiments import VARIANT_NAMES
+
+    return VARIANT_NAMES.get(variant, "the bundle")
+
+
+def confidence_lines(
+    held: dict[tuple[str, str], Held], shown: list[str], intervals: dict[tuple[str, str], tuple[float, float] | None]
+) -> list[str]:
+    """Bullets: per test set in ``shown``, how often the model is at least 90 % sure and how right it
+    then is, and its mean over/underconfidence; then whether the spectrogram-only model's ECE differs
+    from AE+EE,IN's on 5-fold (by their ``intervals``: overlapping intervals cannot tell them apart)."""
+    lines = []
+    for where in shown:
+        for variant in ("ae+ee+in", "bundle"):
+            if (where, variant) not in held:
+                continue
+            share, acc = above_threshold(held[(where, variant)])
+            gap = overconfidence(held[(where, variant)])
+            sure = (
+                f"is at least 90 % sure of {share:.0f} % of the utterances and right on {acc:.0f} % of those"
+                if share > 0
+                else "is never 90 % sure"
+            )
+            lines.append(
+                f"- **{where}**: {_name(variant)} {sure}; on average its confidence is "
+                f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'} its accuracy "
+                f"({'over' if gap > 0 else 'under'}confident)."
+            )
+    os_key, full_key = ("kfold5", "ae-os"), ("kfold5", "ae+ee+in")
+    if os_key in held and full_key in held and intervals.get(os_key) and intervals.get(full_key):
+        (ece_os, acc_os), (ece_full, acc_full) = (
+            (100 * expected_calibration_error(h.confidence, h.correct), 100 * h.correct.mean())
+            for h in (held[os_key], held[full_key])
+        )
+        (lo_os, hi_os), (lo_full, hi_full) = intervals[os_key], intervals[full_key]
+        overlap = lo_os <= hi_full and lo_full <= hi_os
+        lines.append(
+            f"- Calibration is not accuracy: {_name('ae-os')} (spectrogram only) is right on {acc_os:.0f} % against "
+            f"{acc_full:.0f} %, and its ECE is {ece_os:.1f} points against {ece_full:.1f}"
+            + (
+                "; their intervals overlap, so ten speakers cannot tell which of the two is better calibrated."
+                if overlap
+                else (": it is less often right but knows it better." if ece_os < ece_full else ".")
+            )
+        )
+    return lines
+
+
+def selective_curves(
+    held: dict[tuple[str, str], Held], where: str | None, coverages: np.ndarray | list[float]
+) -> dict[str, pd.Series]:
+    """:func:`selective_accuracy` of every run on test set ``where`` and of every cross-corpus set,
+    by display name: any score, probability or not, can rank its own errors."""
+    curves = {}
+    for (w, variant), h in held.items():
+        if w == where or variant == "bundle":
+            name = _name(variant) + ("" if w == where else f" on {w}")
+            curves[name] = selective_accuracy(h.confidence, h.correct, coverages)
+    return curves
+
+
+def selective_reading(best: pd.Series, where: str) -> str:
+    """What AE+EE,IN's selective-accuracy curve ``best`` says: is its most confident half more often
+    right than all of its answers (by more than 2 points)?"""
+    return (
+        f"Answering only the most confident half of the {where} test utterances, "
+        f"{_name('ae+ee+in')} is right on {best.loc[0.5]:.0f} % of them, against {best.loc[1.0]:.0f} % of all: "
+        + (
+            "its confidence ranks its own errors, whatever its calibration."
+            if best.loc[0.5] > best.loc[1.0] + 2
+            else "its confidence hardly separates its errors from its right answers."
+        )
+    )
+
+
+def recording_advice(held: dict[tuple[str, str], Held], other: str) -> list[str]:
+    """Bullets on how far to trust a timeline of one's own recording: the recipe's calibration and
+    ranking on held-out EMODB (leave-one-speaker-out if run, else 5-fold) and the committed model's
+    on the ``other`` corpus."""
+    points = []
+    emodb_key = next((k for k in (("loso-speaker", "ae+ee+in"), ("kfold5", "ae+ee+in")) if k in held), None)
+    cross_key = next((k for k in held if k[1] == "bundle"), None)
+    if emodb_key:
+        conf, correct = held[emodb_key][:2]
+        gap = overconfidence(held[emodb_key])
+        points.append(
+            f"- on EMODB utterances it did not train on ({emodb_key[0]}), the recipe is right on "
+            f"{100 * correct.mean():.0f} % and {'over' if gap > 0 else 'under'}confident by {abs(gap):.1f} points on "
+            f"average: a stated 0.95 means {'less' if gap > 0 else 'more'} than 95 in 100;"
+        )
+    if cross_key:
+        conf, correct = held[cross_key][:2]
+        gap = overconfidence(held[cross_key])
+        share, acc = above_threshold(held[cross_key])
+        points.append(
+            f"- on {other} (another language and studio) the committed model is right on "
+            f"{100 * correct.mean():.0f} % of the utterances of the classes it knows, with a mean confidence of "
+            f"{100 * conf.mean():.0f} %: {'over' if gap > 0 else 'under'}confident by {abs(gap):.0f} points. "
+            + (
+                f"Of the answers it gives with confidence 0.9 or more ({share:.0f} % of them) {acc:.0f} % are right. "
+                if share > 0
+                else "It never reaches a confidence of 0.9. "
+            )
+            + "That is one corpus; a recording of yours may transfer better or worse;"
+        )
+    if emodb_key:
+        sel = selective_accuracy(*held[emodb_key][:2], [0.5, 1.0])
+        ranks = sel.loc[0.5] > sel.loc[1.0] + 2
+        points.append(
+            f"- on EMODB its confidence {'ranks' if ranks else 'hardly ranks'} its answers: on {emodb_key[0]}, the "
+            f"most confident half is right on {sel.loc[0.5]:.0f} % against {sel.loc[1.0]:.0f} % of all"
+            + (", so the answers it is most sure of are the ones most worth a look;" if ranks else ";")
+        )
+    if cross_key:
+        conf, correct = held[cross_key][:2]
+        half = selective_accuracy(conf, correct, [0.5]).loc[0.5]
+        whole_acc = 100 * correct.mean()
+        points.append(
+            f"- on {other} its most confident half is right on {half:.0f} % against {whole_acc:.0f} % of all: "
+            + (
+                "across the corpus gap its confidence says little about which answers are right."
+                if half < whole_acc + 10
+                else "its confidence still points to the better answers, though far from their stated level."
+            )
+        )
+    return points

@@ -229,3 +229,97 @@ def confusion_panels(pooled: dict, labels: list[str], title: str, ref: dict | No
         ax.set(xlabel="predicted", ylabel="true", title=name)
     fig.suptitle(title)
     return fig
+
+
+# Chapter 9's figures: a timeline of a long recording and the calibration of held-out predictions.
+
+
+def timeline_figure(
+    segments: pd.DataFrame, spans: pd.DataFrame, labels: list[str], hop_s: float, duration_s: float
+) -> plt.Figure:
+    """Stacked class probabilities of each timeline segment (:func:`eesr_lib.timeline.score_segments`)
+    under the true spans (``spans`` with ``as model class``), and a strip of the true against the
+    predicted class per segment; hatched where the truth is a class the model does not have."""
+    colors = {lab: plt.cm.tab10(i) for i, lab in enumerate(labels)}
+    mid = ((segments["start_s"] + segments["end_s"]) / 2).to_numpy()
+    fig, (ax, strip) = plt.subplots(
+        2, 1, figsize=(11, 4.8), sharex=True, gridspec_kw={"height_ratios": [4, 1.3], "hspace": 0.08}
+    )
+    ax.stackplot(mid, segments[labels].to_numpy().T, colors=[colors[lab] for lab in labels], labels=labels, alpha=0.9)
+    for start, end, label, as_model in zip(spans["start_s"], spans["end_s"], spans["label"], spans["as model class"]):
+        ax.axvspan(start, end, ymin=1.0, ymax=1.06, color=colors.get(as_model, "lightgrey"), clip_on=False)
+        ax.text((start + end) / 2, 1.075, label, ha="center", va="bottom", fontsize=8)
+        for a in (ax, strip):
+            a.axvline(start, color="k", lw=0.5)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability (stacked)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="model class")
+    for row, values in ((1, segments["true"]), (0, segments["prediction"])):
+        for t, lab in zip(mid, values):
+            strip.broken_barh(
+                [(t - hop_s / 2, hop_s)],
+                (row, 0.9),
+                color=colors.get(lab, "white"),
+                hatch=None if lab else "//",
+                edgecolor="lightgrey" if not lab else None,
+            )
+    strip.set_yticks([0.45, 1.45], ["predicted", "true"])
+    strip.set_ylim(0, 2)
+    strip.set_xlabel("time in the recording (s)")
+    strip.set_xlim(0, duration_s)
+    ax.set_title(
+        "Class probabilities of each 1.6 s segment (own IS10); hatched: a class the model does not have", pad=28
+    )
+    return fig
+
+
+def reliability_panels(held: dict, panels: list[str]) -> plt.Figure:
+    """One panel per test set in ``panels``: accuracy against stated confidence in ten bins for each
+    model with probabilities (``held``: :class:`eesr_lib.calibration.Held` by (test set, variant)),
+    and below, how often each confidence occurs (log scale)."""
+    from .calibration import reliability_table
+    from .experiments import VARIANT_NAMES
+
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(3.8 * len(panels), 6),
+        sharey="row",
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.2]},
+    )
+    for j, where in enumerate(panels):
+        ax, hist = axes[0, j], axes[1, j]
+        ax.plot([0, 1], [0, 1], color="k", ls=":", lw=1, label="calibrated")
+        for variant in ["ae+ee+in", "is10+mlp", "ae-os", "bundle"]:
+            if (where, variant) not in held or not held[(where, variant)].is_probability:
+                continue
+            conf, correct = held[(where, variant)][:2]
+            rel = reliability_table(conf, correct)
+            name = VARIANT_NAMES.get(variant, "the bundle")
+            (line,) = ax.plot(rel["confidence"], rel["accuracy"], marker="o", ms=4, label=name)
+            hist.hist(conf, bins=np.linspace(0, 1, 11), histtype="step", lw=1.5, color=line.get_color())
+        ax.set_title(where, fontsize=10)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        hist.set_xlabel("confidence of the predicted class")
+        hist.set_yscale("log")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0, 0].set_ylabel("accuracy in the bin")
+    axes[1, 0].set_ylabel("utterances (log)")
+    fig.suptitle("Reliability: accuracy against stated confidence (ten bins); below, how often each confidence occurs")
+    fig.tight_layout()
+    return fig
+
+
+def selective_figure(curves: dict[str, pd.Series], where: str) -> plt.Figure:
+    """Accuracy of the most confident share of utterances against that share, one line per score
+    (``curves``: :func:`eesr_lib.calibration.selective_curves`)."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, acc in curves.items():
+        ax.plot(100 * acc.index, acc.to_numpy(), marker=".", label=name)
+    ax.set_xlabel("share of utterances answered, most confident first (%)")
+    ax.set_ylabel("accuracy on them (%)")
+    ax.set_title(f"Selective accuracy ({where}; SVM: its largest decision value)")
+    ax.legend(fontsize=8)
+    return fig

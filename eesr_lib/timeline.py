@@ -25,7 +25,7 @@ import pandas as pd
 
 from .audio import read_audio
 from .bundle import Bundle
-from .corpora import Corpus
+from .corpora import Corpus, load_corpus
 from .crops import windows
 from .errors import EESRError
 
@@ -187,3 +187,106 @@ def agreement(scored: pd.DataFrame, truth: pd.Series) -> dict:
     p_true = [rows[t].iloc[i] for i, t in enumerate(true)]
     right = 100.0 * float(np.mean(rows["prediction"].to_numpy() == true))
     return dict(zip(AGREEMENT, (int(known.sum()), right, float(np.mean(p_true)))))
+
+
+# AGREEMENT's columns as the chapter prints them
+AGREEMENT_FORMAT = dict(zip(AGREEMENT, ("{:.0f}", "{:.0f}", "{:.2f}")))
+
+
+def source_corpus(name: str, data_root: str | Path | None, fallback: Corpus) -> Corpus:
+    """Corpus ``name`` if it can be loaded here, else ``fallback``: a page about another corpus
+    still runs (on the fallback's utterances, and says so) where that corpus is not downloaded."""
+    try:
+        return load_corpus(name, data_root)
+    except EESRError:
+        return fallback
+
+
+def whole_recording_windows(bundle: Bundle, wav: np.ndarray) -> pd.DataFrame:
+    """The windows of ``wav`` scored as :meth:`Bundle.scores` scores one utterance, every window
+    with the IS10 vector of the *whole* recording; the columns of :func:`score_segments`. It is
+    what a timeline avoids, kept to show what that choice changes."""
+    sr = bundle.spectrogram.sample_rate
+    _, probs, starts = bundle.scores(*bundle.signal_features(wav)[:2])
+    labels = list(bundle.labels)
+    table = pd.DataFrame(probs, columns=labels)
+    table.insert(0, "prediction", [labels[k] for k in probs.argmax(1)])
+    table.insert(0, "end_s", np.minimum(starts + bundle.window_seconds, len(wav) / sr))
+    table.insert(0, "start_s", starts)
+    return table
+
+
+def own_vs_whole_is10(bundle: Bundle, wav: np.ndarray, segments: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """:func:`agreement` of the timeline ``segments`` (with their ``true`` column) beside that of
+    the same windows scored with the whole recording's IS10 (:func:`whole_recording_windows`)."""
+    whole = whole_recording_windows(bundle, wav)
+    truth = pd.Series(map_labels(segment_labels(whole, spans), bundle.labels), index=whole.index)
+    return pd.DataFrame(
+        {
+            "each window, its own IS10": agreement(segments, segments["true"]),
+            "each window, the whole recording's IS10": agreement(whole, truth),
+        }
+    ).T
+
+
+def is10_reading(compare: pd.DataFrame, segments: pd.DataFrame, n_labels: int) -> str:
+    """What :func:`own_vs_whole_is10` shows, in words: how many windows the choice of IS10 vector
+    changes (hardly any: at most a tenth, or one), and which class the timeline answers most."""
+    own, blended = compare["prediction = true class (%)"]
+    n_known = int(compare["windows scored"].iloc[0])
+    differ = round(abs(own - blended) * n_known / 100)
+    top = segments["prediction"].value_counts()
+    return (
+        f"With its own IS10, {own:.0f} % of the windows get the true class; with the whole recording's, "
+        f"{blended:.0f} % (one class in {n_labels}, at random: {100 / n_labels:.0f} %). "
+        + (
+            f"That is {differ} window(s) of {n_known}: on this recording the choice hardly matters. "
+            if differ <= max(1, n_known // 10)
+            else f"That is {differ} windows of {n_known}. "
+        )
+        + "It matters where a recording is long and its parts differ: one vector for all of it describes none "
+        "of them, which is why `eesr predict --timeline` scores each segment on its own. Over the whole "
+        f"timeline the model answers **{top.index[0]}** for {100 * top.iloc[0] / len(segments):.0f} % of the "
+        "segments, silences between utterances included."
+    )
+
+
+# Cross-corpus transfer: a corpus's utterances scored one file at a time, as `eesr predict` does.
+
+
+def transfer_subset(
+    corpus: Corpus, model_labels: Sequence[str], n_speakers: int, per_class: int | None = None
+) -> tuple[list, pd.DataFrame]:
+    """The first ``n_speakers`` speakers of ``corpus`` (at least one) and their utterances of the
+    classes the model has (:func:`map_labels`): the others no answer can get right. ``per_class``
+    keeps only that many of each class (a quick check)."""
+    speakers = sorted(corpus.table["speaker"].unique())[: max(1, int(n_speakers))]
+    subset = corpus.table[corpus.table["speaker"].isin(speakers)]
+    subset = subset[[m is not None for m in map_labels(subset["label"], model_labels)]]
+    if per_class is not None:
+        subset = subset.groupby("label").head(per_class)
+    return speakers, subset
+
+
+def transfer_confusion(scored: pd.DataFrame, model_labels: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Where each true class went, in % of its utterances (rows: the classes present, in the model's
+    order; columns: every class of the model), and those classes. ``scored`` has ``as model class``
+    and ``prediction`` columns (:func:`eesr_lib.predict.predict_table`, :func:`map_labels`)."""
+    present = set(scored["as model class"])
+    shown = [lab for lab in model_labels if lab in present]
+    confusion = pd.crosstab(scored["as model class"], scored["prediction"], normalize="index") * 100
+    return confusion.reindex(index=shown, columns=list(model_labels), fill_value=0.0), shown
+
+
+def favourite_reading(scored: pd.DataFrame) -> str:
+    """Which class the model answers most on another corpus, and how often each other class: a
+    model that answers mostly one class carries cues of the corpus, not of emotion."""
+    favourite = scored["prediction"].value_counts()
+    n = len(scored)
+    return (
+        f"The model answers **{favourite.index[0]}** for {100 * favourite.iloc[0] / n:.0f} % of "
+        f"these utterances, whatever their emotion; "
+        + ", ".join(f"{lab} {100 * k / n:.0f} %" for lab, k in favourite.iloc[1:].items())
+        + ". A model that answers mostly one class has learned cues that do not carry across the corpus gap "
+        "(voice, language, recording chain) as much as cues of emotion."
+    )

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
 
@@ -110,3 +111,143 @@ def test_load_scores_pools_the_folds(tmp_path):
         cal.load_scores(tmp_path, "toy", "kfold5", "other")
     with pytest.raises(EESRError, match="No fold records"):
         cal.prediction_scores([])
+
+
+# Chapter 9's summaries and readings, on made-up predictions
+
+
+def _held(conf, correct, speakers=None, is_prob=True):
+    conf = np.asarray(conf, dtype=float)
+    speakers = np.zeros(len(conf)) if speakers is None else np.asarray(speakers)
+    return cal.Held(conf, np.asarray(correct, dtype=bool), speakers, is_prob)
+
+
+def _record(fold, rows, labels=("a", "b")):
+    return {
+        "labels": list(labels),
+        "fold": fold,
+        "predictions": [{"id": i, "true": t, "scores": s} for i, t, s in rows],
+    }
+
+
+def test_held_out_reads_confidence_correctness_and_speakers():
+    records = [
+        _record(1, [("u3", "a", [0.2, 0.8])]),
+        _record(0, [("u1", "b", [0.6, 0.4]), ("u2", "b", [0.1, 0.9])]),
+    ]
+    speaker_of = pd.Series({"u1": "s1", "u2": "s2", "u3": "s1", "other": "s9"})
+    held = cal.held_out(records, speaker_of)
+    assert held.confidence.tolist() == [0.6, 0.9, 0.8]  # fold order: u1, u2 (fold 0), u3
+    assert held.correct.tolist() == [False, True, False]
+    assert held.speakers.tolist() == ["s1", "s2", "s1"] and held.is_probability
+    svm = cal.held_out([_record(0, [("u1", "b", [-1.5, 2.0]), ("u2", "a", [0.3, -0.2])])], speaker_of)
+    assert not svm.is_probability and svm.correct.tolist() == [True, True]
+
+
+def test_summary_row_with_and_without_probabilities():
+    conf = np.full(10, 0.9)
+    held = _held(conf, [1] * 6 + [0] * 4, speakers=np.arange(10) % 5)
+    row, (lo, hi) = cal.summary_row(held, seed=0)
+    assert list(row) == ["utterances", "accuracy (%)", "mean confidence (%)", "ECE (points)", "ECE 95 % interval"]
+    assert row["utterances"] == 10 and row["accuracy (%)"] == pytest.approx(60)
+    assert row["mean confidence (%)"] == pytest.approx(90) and row["ECE (points)"] == pytest.approx(30)
+    assert lo <= 0.3 <= hi and row["ECE 95 % interval"] == f"{100 * lo:.1f} to {100 * hi:.1f}"
+    assert cal.summary_row(held, seed=0) == (row, (lo, hi))  # seeded: the page prints the same interval
+    row, interval = cal.summary_row(held._replace(is_probability=False))
+    assert interval is None and "ECE (points)" not in row
+    assert row["ECE 95 % interval"] == "scores are not probabilities"
+
+
+def test_above_threshold_and_overconfidence():
+    held = _held([0.95, 0.9, 0.5, 0.4], [1, 0, 1, 0])
+    assert cal.above_threshold(held) == pytest.approx((50.0, 50.0))  # 0.9 itself counts as sure
+    assert cal.above_threshold(held, 0.92) == pytest.approx((25.0, 100.0))
+    share, acc = cal.above_threshold(held, 0.99)
+    assert share == 0 and np.isnan(acc)
+    assert cal.overconfidence(held) == pytest.approx(100 * (0.6875 - 0.5))
+    assert cal.overconfidence(_held([0.5, 0.5], [1, 1])) == pytest.approx(-50)
+
+
+def test_panels_put_protocols_first_then_cross_corpus():
+    h = _held([0.9], [1])
+    held = {("loso-speaker", "ae+ee+in"): h, ("kfold5", "is10+svm"): h, ("x (cross-corpus)", "bundle"): h}
+    held[("kfold5", "ae+ee+in")] = h
+    assert cal.panels(held, ["kfold5", "kfold10", "loso-speaker"]) == ["kfold5", "loso-speaker", "x (cross-corpus)"]
+    assert cal.panels({("kfold5", "is10+svm"): h}, ["kfold5"]) == []
+
+
+def test_confidence_lines_read_the_numbers_and_the_interval_overlap():
+    full = _held([0.95] * 8 + [0.6] * 2, [1] * 7 + [0] * 3)  # 80 % sure of 8, right on 7 of them
+    spectrogram = _held([0.7] * 10, [1] * 5 + [0] * 5)
+    held = {("kfold5", "ae+ee+in"): full, ("kfold5", "ae-os"): spectrogram, ("r (cross-corpus)", "bundle"): full}
+    overlapping = {("kfold5", "ae+ee+in"): (0.1, 0.3), ("kfold5", "ae-os"): (0.2, 0.4)}
+    lines = cal.confidence_lines(held, ["kfold5", "r (cross-corpus)"], overlapping)
+    assert len(lines) == 3
+    assert "is at least 90 % sure of 80 % of the utterances and right on 88 % of those" in lines[0]
+    assert "AE+EE,IN" in lines[0] and "the bundle" in lines[1]
+    gap = cal.overconfidence(full)
+    assert f"{abs(gap):.1f} points {'above' if gap > 0 else 'below'}" in lines[0]
+    assert "right on 50 % against 70 %" in lines[2] and "intervals overlap" in lines[2]
+    apart = {("kfold5", "ae+ee+in"): (0.3, 0.4), ("kfold5", "ae-os"): (0.0, 0.1)}
+    ece_os = 100 * cal.expected_calibration_error(spectrogram.confidence, spectrogram.correct)
+    ece_full = 100 * cal.expected_calibration_error(full.confidence, full.correct)
+    last = cal.confidence_lines(held, ["kfold5"], apart)[-1]
+    assert "overlap" not in last and f"{ece_os:.1f} points against {ece_full:.1f}" in last
+    assert last.endswith("knows it better.") == (ece_os < ece_full)
+    never = cal.confidence_lines({("kfold5", "ae+ee+in"): _held([0.5, 0.6], [1, 0])}, ["kfold5"], {})
+    assert len(never) == 1 and "is never 90 % sure" in never[0] and "below" not in never[0]
+
+
+def test_selective_curves_and_their_reading():
+    ranks = _held([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0])
+    flat = _held([0.9, 0.8, 0.3, 0.2], [0, 1, 1, 0])
+    held = {("kfold5", "ae+ee+in"): ranks, ("kfold5", "is10+svm"): flat, ("loso-speaker", "ae+ee+in"): flat}
+    held[("r (cross-corpus)", "bundle")] = flat
+    curves = cal.selective_curves(held, "kfold5", [0.5, 1.0])
+    assert list(curves) == ["AE+EE,IN (proposed)", "IS10+SVM", "the bundle on r (cross-corpus)"]
+    assert curves["AE+EE,IN (proposed)"].tolist() == [100.0, 50.0]
+    text = cal.selective_reading(curves["AE+EE,IN (proposed)"], "kfold5")
+    assert "right on 100 % of them, against 50 % of all" in text and "ranks its own errors" in text
+    assert "hardly separates" in cal.selective_reading(curves["IS10+SVM"], "kfold5")
+
+
+def test_recording_advice_prefers_speaker_held_out_and_reads_the_cross_corpus_set():
+    loso = _held([0.99] * 4, [1, 0, 1, 1])  # overconfident by 24 points
+    kfold = _held([0.5] * 4, [1, 1, 1, 1])
+    cross = _held([0.95, 0.95, 0.6, 0.5], [0, 1, 1, 0])
+    held = {("kfold5", "ae+ee+in"): kfold, ("loso-speaker", "ae+ee+in"): loso, ("r (cross-corpus)", "bundle"): cross}
+    points = cal.recording_advice(held, "RAVDESS")
+    assert len(points) == 4
+    assert "(loso-speaker), the recipe is right on 75 % and overconfident by 24.0 points" in points[0]
+    assert "means less than 95 in 100" in points[0]
+    assert (
+        "on RAVDESS" in points[1]
+        and "right on 50 %" in points[1]
+        and "mean confidence of 75 %: overconfident by 25 points" in points[1]
+    )
+    assert "Of the answers it gives with confidence 0.9 or more (50 % of them) 50 % are right." in points[1]
+    assert "hardly ranks" in points[2]  # all equally sure: the first half (50 %) is right less than all (75 %)
+    assert "most confident half is right on 50 % against 50 % of all" in points[3] and "says little" in points[3]
+    only_kfold = cal.recording_advice({("kfold5", "ae+ee+in"): kfold}, "RAVDESS")
+    assert len(only_kfold) == 2 and "(kfold5)" in only_kfold[0] and "underconfident by 50.0" in only_kfold[0]
+    assert cal.recording_advice({}, "RAVDESS") == []
+
+
+def test_reliability_and_selective_figures_draw_what_they_are_given():
+    from eesr_lib import figures
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.3, 1.0, 200)
+    held = {
+        ("kfold5", "ae+ee+in"): _held(conf, rng.uniform(size=200) < conf),
+        ("kfold5", "is10+svm"): _held(conf * 5 - 2, conf > 0.5, is_prob=False),  # no reliability curve
+        ("r (cross-corpus)", "bundle"): _held(conf, rng.uniform(size=200) < 0.3),
+    }
+    fig = figures.reliability_panels(held, ["kfold5", "r (cross-corpus)"])
+    assert len(fig.axes) == 4  # two panels over two histograms
+    labels = [[line.get_label() for line in ax.get_lines()] for ax in (fig.axes[0], fig.axes[1])]
+    assert labels == [["calibrated", "AE+EE,IN (proposed)"], ["calibrated", "the bundle"]]
+    curves = cal.selective_curves(held, "kfold5", [0.5, 1.0])
+    fig = figures.selective_figure(curves, "kfold5")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == list(curves)
+    assert fig.axes[0].get_lines()[0].get_xdata().tolist() == [50.0, 100.0]

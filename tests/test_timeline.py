@@ -1,5 +1,7 @@
 """Timelines of long recordings: segments, their own IS10, joined recordings and their truth."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,3 +142,149 @@ def test_predict_table_scores_a_corpus_table_like_eesr_predict(small_bundle, emo
     assert out["prediction"].tolist() == [small_bundle.labels[k] for k in probs.argmax(1)]
     np.testing.assert_allclose(out["confidence"], probs.max(1))
     np.testing.assert_allclose(probs[1], small_bundle.predict_file(table["path"].iloc[1])[0], atol=1e-4)
+
+
+# Chapter 9's helpers, on made-up tables and a stand-in bundle (nothing is scored by a network)
+
+
+def _fake_bundle(window_probs, window_s=1.6):
+    """Just what whole_recording_windows reads: windows every 0.8 s with the given probabilities."""
+    probs = np.asarray(window_probs, dtype=float)
+    starts = 0.8 * np.arange(len(probs))
+    return SimpleNamespace(
+        labels=("anger", "sadness"),
+        window_seconds=window_s,
+        spectrogram=SimpleNamespace(sample_rate=16000),
+        signal_features=lambda wav: (wav, None, []),
+        scores=lambda spec, is10: (probs.mean(0), probs, starts),
+    )
+
+
+def test_whole_recording_windows_and_the_own_vs_whole_comparison():
+    wav = np.zeros(int(16000 * 3.0), dtype=np.float32)  # 3 s: windows at 0, 0.8, 1.6 (cut at 3.0)
+    bundle = _fake_bundle([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    whole = tl.whole_recording_windows(bundle, wav)
+    assert list(whole.columns) == ["start_s", "end_s", "prediction", "anger", "sadness"]
+    assert whole["end_s"].tolist() == pytest.approx([1.6, 2.4, 3.0])
+    assert whole["prediction"].tolist() == ["anger", "sadness", "sadness"]
+    spans = pd.DataFrame({"label": ["angry", "calm"], "start_s": [0.0, 1.7], "end_s": [1.6, 3.0]})
+    segments = whole.assign(prediction=["anger", "anger", "anger"])  # the timeline: anger throughout
+    segments["true"] = tl.map_labels(tl.segment_labels(segments, spans), bundle.labels)  # anger, None, None
+    compare = tl.own_vs_whole_is10(bundle, wav, segments, spans)
+    assert compare.index.tolist() == ["each window, its own IS10", "each window, the whole recording's IS10"]
+    assert compare["windows scored"].tolist() == [1, 1]  # "calm" has no EMODB class: left out
+    assert compare["prediction = true class (%)"].tolist() == [100.0, 100.0]
+    assert compare["mean probability of the true class"].tolist() == pytest.approx([0.9, 0.9])
+    assert list(tl.AGREEMENT_FORMAT) == list(compare.columns)
+
+
+def test_is10_reading_counts_the_windows_the_choice_changes():
+    segments = pd.DataFrame({"prediction": ["anger"] * 3 + ["sadness"]})
+    compare = pd.DataFrame(
+        {"windows scored": [20, 20], "prediction = true class (%)": [50.0, 45.0]},
+        index=["own", "whole"],
+    )
+    text = tl.is10_reading(compare, segments, 7)
+    assert "own IS10, 50 % of the windows" in text and "whole recording's, 45 %" in text
+    assert "at random: 14 %" in text and "1 window(s) of 20: on this recording the choice hardly matters" in text
+    assert "answers **anger** for 75 % of the segments" in text
+    compare["prediction = true class (%)"] = [80.0, 40.0]
+    assert "That is 8 windows of 20. It matters" in tl.is10_reading(compare, segments, 7)
+
+
+def test_source_corpus_falls_back_where_a_corpus_cannot_be_loaded(tmp_path):
+    fallback = Corpus("toy", ("a",), pd.DataFrame({"id": [], "path": [], "label": [], "speaker": []}))
+    assert tl.source_corpus("no-such-corpus", tmp_path, fallback) is fallback
+
+
+def _transfer_corpus():
+    rows = [(f"{s}-{lab}-{k}", lab, s) for s in ("03", "01", "02") for lab in ("angry", "calm", "sad") for k in (0, 1)]
+    table = pd.DataFrame(rows, columns=["id", "label", "speaker"]).assign(path="p")
+    return Corpus("toy", ("calm", "angry", "sad"), table)
+
+
+def test_transfer_subset_keeps_the_first_speakers_and_the_models_classes():
+    emodb = ["anger", "boredom", "sadness"]
+    speakers, subset = tl.transfer_subset(_transfer_corpus(), emodb, 2)
+    assert speakers == ["01", "02"] and set(subset["speaker"]) == {"01", "02"}
+    assert set(subset["label"]) == {"angry", "sad"} and len(subset) == 8  # "calm" has no EMODB class
+    speakers, subset = tl.transfer_subset(_transfer_corpus(), emodb, 0, per_class=1)
+    assert speakers == ["01"] and subset["id"].tolist() == ["01-angry-0", "01-sad-0"]
+
+
+def test_transfer_confusion_and_the_favourite_class():
+    scored = pd.DataFrame(
+        {
+            "as model class": ["sadness", "anger", "anger", "anger", "anger"],
+            "prediction": ["anger", "anger", "anger", "boredom", "sadness"],
+        }
+    )
+    confusion, shown = tl.transfer_confusion(scored, ["anger", "boredom", "sadness", "fear"])
+    assert shown == ["anger", "sadness"]  # the model's order, only classes present
+    assert list(confusion.columns) == ["anger", "boredom", "sadness", "fear"]
+    assert confusion.loc["anger"].tolist() == [50.0, 25.0, 25.0, 0.0]
+    assert confusion.loc["sadness"].tolist() == [100.0, 0.0, 0.0, 0.0]
+    text = tl.favourite_reading(scored)
+    assert text.startswith("The model answers **anger** for 60 % of these utterances")
+    assert "whatever their emotion; boredom 20 %, sadness 20 %." in text or "sadness 20 %, boredom 20 %." in text
+
+
+def test_timeline_figure_marks_the_truth_and_each_segment(tmp_path):
+    from eesr_lib import figures
+
+    labels = ["anger", "sadness"]
+    segments = pd.DataFrame(
+        {
+            "start_s": [0.0, 0.8, 1.6],
+            "end_s": [1.6, 2.4, 3.2],
+            "prediction": ["anger", "sadness", "sadness"],
+            "anger": [0.7, 0.4, 0.1],
+            "sadness": [0.3, 0.6, 0.9],
+            "true": ["anger", None, "sadness"],
+        }
+    )
+    spans = pd.DataFrame(
+        {"label": ["angry", "sad"], "as model class": ["anger", "sadness"], "start_s": [0.0, 1.7], "end_s": [1.5, 3.2]}
+    )
+    fig = figures.timeline_figure(segments, spans, labels, hop_s=0.8, duration_s=3.2)
+    ax, strip = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["angry", "sad"]
+    assert len(strip.collections) == 6  # one bar per segment, for the truth and for the prediction
+    assert strip.get_xlim() == (0, 3.2)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
+
+
+def test_bundle_facts_and_hop_seconds(tmp_path):
+    from eesr_lib.bundle import Bundle, bundle_facts
+    from eesr_lib.features import SpectrogramParams
+
+    (tmp_path / "weights.safetensors").write_bytes(b"x" * 2_500_000)
+    history = [{"steps": 10, "seconds": 60}, {"steps": 20, "seconds": 120}]
+    meta = {
+        "training": {"dataset": "emodb", "utterances": 535, "variant": "ae+ee+in", "history": history},
+        "weights": {"dtype": "bf16"},
+        "provenance": {"hardware": {"device": "cpu", "torch_threads": 2}},
+    }
+    spec = SpectrogramParams()
+    bundle = Bundle(tmp_path, None, ("anger", "sadness"), ModelConfig(), TrainConfig(), spec, None, None, meta)
+    assert bundle.hop_seconds == pytest.approx(64 * 200 / 16000) and bundle.window_seconds == pytest.approx(1.6)
+    facts = bundle_facts(bundle)
+    assert facts["trained on"] == "emodb, 535 utterances (unknown)"
+    assert facts["model"] == "AE+EE,IN (proposed)" and facts["classes"] == "anger, sadness"
+    assert facts["epochs, optimizer steps"] == "2, 20"
+    assert facts["training time"] == "3 min on cpu (2 thread(s), ?)"
+    assert facts["weights"] == "bf16, bundle 2.5 MB"
+    assert facts["scoring windows"] == "1.60 s (128 frames), hop 0.80 s"
+    assert facts["code"] == "?"
+
+
+def test_untrained_bundle_stands_in_with_the_corpus_classes_and_scaling(mini, tmp_path):
+    from eesr_lib.bundle import is10_statistics, untrained_bundle
+
+    first = untrained_bundle(mini, tmp_path / "a.bundle", seed=3)
+    assert first.labels == tuple(mini.labels) and (tmp_path / "a.bundle" / "bundle.json").is_file()
+    _specs, is10 = corpus_features(mini, progress=False)
+    np.testing.assert_allclose(first.is10_mean, is10_statistics(is10)[0])
+    again = untrained_bundle(mini, tmp_path / "b.bundle", seed=3)  # seeded: the same stand-in every build
+    for (name, a), b in zip(first.network.state_dict().items(), again.network.state_dict().values()):
+        assert torch.equal(a, b), name
