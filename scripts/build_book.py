@@ -24,6 +24,7 @@ notebook, error included, where the chapter would have gone.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -61,6 +62,14 @@ def ensure_corpus(dataset: str, data_root: str | None) -> None:
         return
     print("build_book: EMODB not found; downloading it", flush=True)
     ensure_emodb(data_root)
+
+
+def chapter_applies(notebook: Path, dataset: str) -> bool:
+    """Whether a chapter belongs in ``dataset``'s part: a notebook whose metadata names its datasets
+    (``"eesr": {"datasets": [...]}``, e.g. chapter 9, about the EMODB model committed with the project)
+    is left out of the others; every other chapter runs on any corpus."""
+    datasets = json.loads(notebook.read_text()).get("metadata", {}).get("eesr", {}).get("datasets")
+    return datasets is None or dataset in datasets
 
 
 def toc_text(book_root: Path, chapters: list[str]) -> str:
@@ -178,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"build_book: unknown chapter(s) {unknown}; known: {names}", file=sys.stderr)
             return 1
         notebooks = [nb for nb in notebooks if nb.stem in wanted]
+
+    skipped = [nb.stem for nb in notebooks if not chapter_applies(nb, dataset_key(args.dataset))]
+    if skipped:
+        print(f"build_book: {', '.join(skipped)}: not a chapter on {args.dataset} (its metadata eesr.datasets)")
+        notebooks = [nb for nb in notebooks if nb.stem not in skipped]
 
     from eesr_lib.errors import EESRError
 

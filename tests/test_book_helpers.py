@@ -217,3 +217,14 @@ def test_build_book_keeps_papermills_injected_parameters_off_the_page(tmp_path):
     cells = nbformat.read(path, as_version=4).cells
     assert cells[0].metadata.tags == ["parameters"]  # the defaults stay visible
     assert cells[1].metadata.tags == ["injected-parameters", "remove-cell"]
+
+
+def test_a_chapter_about_the_emodb_model_stays_out_of_other_corpora_parts():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    own = ROOT / "notebooks" / "09_own_recording.ipynb"
+    assert build_book.chapter_applies(own, "emodb") and not build_book.chapter_applies(own, "nemo")
+    assert build_book.chapter_applies(ROOT / "notebooks" / "04_results.ipynb", "nemo")
