@@ -173,13 +173,15 @@ def training_numbers(results_dir: str | Path, emodb: Corpus) -> dict[str, str]:
         per_fold = [-(-r["train_size"] // train["batch_size"]) * train["epochs"] for r in recs]
         return f"{round(float(np.mean(per_fold)), -1):.0f}"
 
-    train_idx = folds(emodb, "kfold5", 0)[0][0]
-    n_val = len(inner_split(emodb, train_idx, "kfold5", 0)[1])
-    return {
-        "steps_per_fold": _guard(steps),
-        "validation_utterances": str(n_val),
-        "ua_points_per_utterance": f"{100 / n_val:.1f}",
-    }
+    return {"steps_per_fold": _guard(steps)} | split_numbers(emodb)
+
+
+def split_numbers(corpus: Corpus, protocol: str = "kfold5") -> dict[str, str]:
+    """The size of the inner validation split of outer fold 0 (where configurations are compared), and
+    what one utterance of it is worth in UA points: the resolution of every validation score."""
+    train_idx = folds(corpus, protocol, 0)[0][0]
+    n_val = len(inner_split(corpus, train_idx, protocol, 0)[1])
+    return {"validation_utterances": str(n_val), "ua_points_per_utterance": f"{100 / n_val:.1f}"}
 
 
 FIT_ACC = 99.0  # training-crop accuracy (%) at which a row counts as having fitted its training set

@@ -75,3 +75,5 @@ def test_budget_numbers_read_the_committed_histories(data_root, tmp_path):
     first, last = (int(x) for x in values["fused_fit_epoch"].split(" to "))
     assert 1 <= first <= last <= 40
     assert budget_numbers(tmp_path, emodb)["fused_fit_epoch"] == MISSING
+    # the inner validation split of outer fold 0: 86 utterances, one of them worth 100/86 UA points
+    assert (values["validation_utterances"], values["ua_points_per_utterance"]) == ("86", "1.2")
