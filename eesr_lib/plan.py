@@ -168,8 +168,8 @@ def status(
     the finished folds were computed (two workers sharing a machine each run at about half speed,
     and take half the folds), a forecast for the same machine and nothing more.
     """
-    everywhere = load_folds(results_dir)
-    pace_s = _pace([r for r in everywhere if r["config"]["dataset"] == corpus.name], seed) or _pace(everywhere, seed)
+    # every corpus's records are read only when this corpus has no network fold to time
+    pace_s = _pace(load_folds(results_dir, dataset=corpus.name), seed) or _pace(load_folds(results_dir), seed)
     rows = []
     for r in runs if runs is not None else [Run(p, v, seed=seed) for p, v in runs_for(corpus)]:
         split = folds(corpus, r.protocol, r.seed)

@@ -198,14 +198,20 @@ def test_experiments_bind_a_chapters_parameters(smoke, tmp_path):
         Experiments.for_chapter(smoke, dataset="emodb", profile="full")
 
 
-def test_build_book_keeps_papermills_injected_parameters_off_the_page(tmp_path):
+def _build_book():
+    """scripts/build_book.py as a module (a script, not part of the package)."""
     import importlib.util
-
-    import nbformat
 
     spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
     build_book = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_book)
+    return build_book
+
+
+def test_build_book_keeps_papermills_injected_parameters_off_the_page(tmp_path):
+    import nbformat
+
+    build_book = _build_book()
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("dataset = 'emodb'", metadata={"tags": ["parameters"]}),
@@ -220,11 +226,7 @@ def test_build_book_keeps_papermills_injected_parameters_off_the_page(tmp_path):
 
 
 def test_a_chapter_about_the_emodb_model_stays_out_of_other_corpora_parts():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
-    build_book = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_book)
+    build_book = _build_book()
     own = ROOT / "notebooks" / "09_own_recording.ipynb"
     assert build_book.chapter_applies(own, "emodb") and not build_book.chapter_applies(own, "nemo")
     assert build_book.chapter_applies(ROOT / "notebooks" / "04_results.ipynb", "nemo")
