@@ -19,6 +19,10 @@ What is measured (benchmarks/README.md has the figures and the machine):
 4. Fold wall time: EMODB stratified 5-fold, fold 0 (the runner's folds), ``train_fold`` on
    its training utterances for ``--fold-epochs`` epochs plus ``predict_utterances`` on its
    test utterances, extrapolated to 40 epochs.
+5. Stacked folds (``eesr run --stack-folds``, :mod:`eesr_lib.batched`): ``--stack-folds`` folds
+   trained one at a time and stacked, samples/s of each (benchmarks/stacked.py). On the CPU the
+   stacked path must not be slower; it exists for the GPU. ``--only-stacked`` runs this step alone
+   and writes ``results_cpu_stacked.json`` (the other figures stay as they are).
 
 The script ends with one ``name: value`` line per figure (also written to
 ``benchmarks/results_cpu.json``).
@@ -39,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stacked import bench_stacked  # benchmarks/stacked.py: this script's folder is on sys.path
 
 from eesr_lib.corpora import load_corpus
 from eesr_lib.crops import CropBank
@@ -253,10 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss-utterances", type=int, default=160)
     p.add_argument("--loss-epochs", type=int, default=4)
     p.add_argument("--fold-epochs", type=int, default=3, help="measured epochs of the fold (extrapolated to 40)")
+    p.add_argument("--stack-folds", type=int, default=2, help="folds trained stacked in step 5")
+    p.add_argument("--stack-epochs", type=int, default=3, help="epochs of step 5 (the first is not timed)")
+    p.add_argument("--stack-utterances", type=int, default=96, help="training utterances per fold in step 5")
+    p.add_argument("--only-stacked", action="store_true", help="run step 5 alone (results_cpu_stacked.json)")
     p.add_argument("--dataset", default="emodb")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default=str(HERE), help="folder for the PNG and results_cpu.json")
     args = p.parse_args(argv)
+    if args.only_stacked:
+        return only_stacked(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -325,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{s:.1f} s" for s in fold["epoch_s"])
         + f", predict {fold['predict_s']:.1f} s"
     )
+    n_stack = args.stack_folds
+    log(f"[5/5] stacked folds: {n_stack} folds of {args.stack_utterances} utterances, {args.stack_epochs} epochs")
+    stacked = bench_stacked(
+        corpus, specs, is10, model_cfg, fast_cfg, CPU, [args.stack_folds], args.stack_epochs, args.stack_utterances
+    )
+    for key in (
+        "alone_samples_per_s",
+        f"stacked{args.stack_folds}_samples_per_s",
+        f"stacked{args.stack_folds}_speedup",
+    ):
+        figures[key] = stacked[key]
     figures["fold_epoch_s"] = round(fold["steady_epoch_s"], 2)
     figures["fold_predict_s"] = round(fold["predict_s"], 2)
     figures["fold_minutes_cpu_40_epochs"] = round(fold["fold_minutes"], 2)
@@ -343,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_rounds": thr["rounds"],
         "fold": fold,
         "losses": losses,
+        "stacked": stacked,
         "args": vars(args),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -353,6 +376,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, value in figures.items():
         print(f"{name}: {value}")
+    return 0
+
+
+def only_stacked(args) -> int:
+    """Step 5 alone, into results_cpu_stacked.json: folds one at a time, stacked the CPU's way (the folds'
+    steps in turn) and stacked the GPU's way (one vmapped step), on the same folds."""
+    corpus = load_corpus(args.dataset, args.data_root)
+    specs, is10 = corpus_features(corpus, progress=False)
+    model_cfg = ModelConfig(n_classes=len(corpus.labels))
+    t0, cpu0, load_start = time.perf_counter(), process_cpu_s(), os.getloadavg()[0]
+    common = (corpus, specs, is10, model_cfg, TrainConfig(), CPU, [args.stack_folds], args.stack_epochs)
+    figures = bench_stacked(*common, args.stack_utterances)
+    vmapped = bench_stacked(*common, args.stack_utterances, alone=False, vectorize=True, label="vmapped")
+    figures.update({k: v for k, v in vmapped.items() if k.startswith("vmapped")})
+    n = args.stack_folds
+    figures[f"vmapped{n}_speedup"] = round(figures[f"vmapped{n}_samples_per_s"] / figures["alone_samples_per_s"], 2)
+    wall = time.perf_counter() - t0
+    threads = torch.get_num_threads()
+    figures["machine"] = f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
+    figures["benchmark_wall_s"] = round(wall, 1)
+    figures["load_avg_1min_at_start"] = round(load_start, 2)
+    figures["own_cpu_utilization"] = round((process_cpu_s() - cpu0) / wall / (os.cpu_count() or 1), 2)
+    figures["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    (Path(args.out) / "results_cpu_stacked.json").write_text(json.dumps(figures, indent=1))
+    for name, value in figures.items():
+        if not name.startswith("loss_total_") or name == "loss_total_max_abs_diff":
+            print(f"{name}: {value}")
     return 0
 
 

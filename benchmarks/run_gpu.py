@@ -17,6 +17,12 @@ gather, no host transfer per batch). Measured:
 - ``fold_minutes_40_epochs``: wall time of ``train_fold`` (40 epochs) on EMODB 5-fold fold 0
   plus ``predict_utterances`` on its test fold, measured, not extrapolated; with its WA/UA.
 - ``kfold5_minutes_projected``: 5 x the fold time (the folds have the same size within one utterance).
+- Stacked folds (``eesr run --stack-folds``, :mod:`eesr_lib.batched`; benchmarks/stacked.py):
+  ``alone_samples_per_s`` (folds trained one after the other in this one process) against
+  ``stacked<F>_samples_per_s`` for each F of ``--stack`` (F folds' weights stacked, one vmapped
+  step), their ratio and ``stacked<F>_mfu`` (the step's FLOPs x F folds' steps/s over the peak);
+  ``stacked<F>_precision_fp32_samples_per_s`` for the largest F in fp32. Then
+  ``kfold5_minutes_stacked``: the five folds of EMODB 5-fold stacked, ``--epochs`` epochs, measured.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from stacked import bench_stacked, fold_data  # benchmarks/stacked.py: this script's folder is on sys.path
 from torch.utils.flop_counter import FlopCounterMode
 
+from eesr_lib.batched import train_folds
 from eesr_lib.corpora import load_corpus
 from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
@@ -134,6 +142,35 @@ def count_step_flops(stepper: Stepper) -> tuple[float, float]:
     return counted + added, added
 
 
+def stacked_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, flops: float, peak) -> dict:
+    """Stacked folds against folds one at a time (benchmarks/stacked.py), then all of 5-fold stacked."""
+    sizes = [int(n) for n in args.stack.split(",")]
+    n_utt = 64 if args.smoke else None
+    log(f"stacked folds: {sizes}, {args.stack_epochs} epochs each")
+    st = bench_stacked(corpus, specs, is10, model_cfg, fast_cfg, device, sizes, args.stack_epochs, n_utt)
+    out = {"alone_samples_per_s": st["alone_samples_per_s"]}
+    for n in sizes:
+        rate = st[f"stacked{n}_samples_per_s"]
+        out[f"stacked{n}_samples_per_s"] = rate
+        out[f"stacked{n}_speedup"] = st[f"stacked{n}_speedup"]
+        out[f"stacked{n}_mfu"] = round(flops * rate / fast_cfg.batch_size / 1e12 / peak, 4) if peak else None
+        if f"stacked{n}_max_memory_gib" in st:
+            out[f"stacked{n}_max_memory_gib"] = st[f"stacked{n}_max_memory_gib"]
+        log(f"  {n} stacked: {rate:.0f} samples/s ({st[f'stacked{n}_speedup']}x one at a time)")
+    out["stacked_loss_total_max_abs_diff"] = st["loss_total_max_abs_diff"]
+    cfg32, big = replace(fast_cfg, precision="fp32"), max(sizes)
+    fp32 = bench_stacked(corpus, specs, is10, model_cfg, cfg32, device, [big], args.stack_epochs, n_utt, alone=False)
+    out[f"stacked{max(sizes)}_fp32_samples_per_s"] = fp32[f"stacked{max(sizes)}_samples_per_s"]
+    data = fold_data(corpus, specs, is10, 5, n_utt)
+    sync(device)
+    t0 = time.perf_counter()
+    train_folds(model_cfg, replace(fast_cfg, epochs=args.epochs), data, device, progress=False)
+    sync(device)
+    out["kfold5_minutes_stacked"] = round((time.perf_counter() - t0) / 60, 2)
+    log(f"  EMODB 5-fold, all five folds stacked, {args.epochs} epochs: {out['kfold5_minutes_stacked']} min")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -147,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cudnn-benchmark", action="store_true", help="let cuDNN time its kernels (not the runner's default)"
     )
+    p.add_argument("--stack", default="5,10,20", help="stacked fold counts to measure; empty: skip")
+    p.add_argument("--stack-epochs", type=int, default=3, help="epochs of each stacked measurement (first untimed)")
     p.add_argument("--dataset", default="emodb")
     p.add_argument("--data-root", default=None)
     p.add_argument("--out", default=str(HERE), help="folder for results_gpu.json")
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.rounds, args.steps, args.warmup = 1, 1, 1, 1
+        args.stack, args.stack_epochs = "2", 2
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         log("run_gpu.py: torch sees no CUDA GPU (use --device cpu --smoke for a logic check)")
@@ -236,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         figures["fold0_wa"] = round(m["wa"], 2)
         figures["fold0_ua"] = round(m["ua"], 2)
         figures["fold0_final_loss_total"] = round(history[-1]["loss_total"], 4)
+
+    if args.stack:
+        figures.update(stacked_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, flops, peak))
 
     if not args.smoke:  # a smoke run's numbers mean nothing: no file
         out = Path(args.out)

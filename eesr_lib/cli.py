@@ -75,6 +75,12 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(f"EMODB is in {path}")
 
 
+STACK_HELP = (
+    "networks: train N unfinished folds at a time as one model with the folds' weights stacked (each kernel "
+    "does the work of N folds: what fills a GPU); default 1"
+)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from .report import format_summary, summary
     from .results import protocol_folder
@@ -98,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         curve_every=args.curve_every,
         test_curve=args.test_curve,
         keep_weights=args.keep_weights,
+        stack_folds=args.stack_folds,
     )
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
@@ -130,6 +137,7 @@ def cmd_replicate(args: argparse.Namespace) -> None:
             gpus_per_fold=args.gpus_per_fold,
             features_from=args.features_from,
             max_retries=args.max_retries,
+            stack_folds=args.stack_folds,
         )
     print(format_status(status(corpus, args.results, runs=todo)))
 
@@ -293,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write each fold's trained model as a bundle, fold_<k>.bundle/ (folds computed by this call)",
     )
+    sp.add_argument("--stack-folds", type=int, default=1, help=STACK_HELP)
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(
@@ -332,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--max-retries", type=int, default=3, help="with --run: times a fold whose worker died is run again"
     )
+    sp.add_argument("--stack-folds", type=int, default=1, help="with --run: " + STACK_HELP)
     sp.add_argument("--protocol", action="append", choices=PROTOCOLS, help="only this protocol (repeatable)")
     sp.add_argument("--variant", action="append", choices=list(VARIANTS), help="only this variant (repeatable)")
     sp.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default: results/)")

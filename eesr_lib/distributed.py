@@ -2,8 +2,9 @@
 
 The driver (the process that runs ``eesr replicate``) plans every missing fold of the runs
 (:func:`eesr_lib.runner.plan_experiment`), claims them (``fold_<k>.lock``, so that a second
-driver on the same results folder skips them), and submits one Ray task per fold. A task
-computes its fold with :func:`eesr_lib.runner.compute_fold` and *returns* the fold's record,
+driver on the same results folder skips them), and submits one Ray task per fold (or per group
+of ``stack_folds`` folds of one network run, trained as one stacked model: what fills a GPU). A task
+computes its folds with :func:`eesr_lib.runner.compute_folds` and *returns* each fold's record,
 arrays and log; the driver writes ``fold_<k>.json`` / ``.npz`` with
 :func:`eesr_lib.runner.write_fold`, exactly as an in-process ``eesr run`` does, and the fold's
 log as ``fold_<k>.log`` beside them. Workers need no shared file system:
@@ -51,8 +52,10 @@ from .results import (
     fold_json,
     fold_log,
     read_fold,
+    stacked_checkpoint,
 )
 from .runner import FoldJob, FoldOutput, plan_experiment, write_fold
+from .variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,7 @@ def run_on_ray(
     progress: bool = True,
     num_cpus: int | None = None,
     fold_fn: Callable[..., FoldOutput] | None = None,
+    stack_folds: int = 1,
 ) -> list[list[dict]]:
     """Compute every missing fold of ``runs`` (:class:`eesr_lib.plan.Run`) as Ray tasks; returns each run's
     fold records (finished before or now; a fold another driver holds is left out, as :func:`runner.run` does).
@@ -117,7 +121,11 @@ def run_on_ray(
     ten folds share a GPU); the fold trains with ``int(cpus_per_fold)`` threads, on CUDA when it reserves
     GPU (``device`` auto or cuda), on the CPU otherwise. ``features_from``: ``driver`` (the object store)
     or ``nodes`` (see the module). ``fold_fn`` replaces :func:`eesr_lib.runner.compute_fold` (tests).
+    ``stack_folds``: a network run's unfinished folds go in groups of that many to one task each, trained as
+    one stacked model (:func:`eesr_lib.runner.compute_folds`); a fold with a checkpoint of its own goes alone.
     """
+    if stack_folds < 1:
+        raise EESRError(f"stack_folds must be >= 1, got {stack_folds}")
     check_resources(device, cpus_per_fold, gpus_per_fold)
     if features_from not in FEATURES_FROM:
         raise EESRError(f"features_from must be one of {FEATURES_FROM}, got '{features_from}'")
@@ -152,15 +160,35 @@ def run_on_ray(
         if todo:
             with ray_session(address, num_cpus):
                 settings = (device, cpus_per_fold, gpus_per_fold, max_retries, features_from, progress, fold_fn)
-                _schedule(corpus, todo, claims, records, *settings)
+                _schedule(corpus, _groups(todo, stack_folds), claims, records, *settings)
     finally:
         for stack in claims.values():
             stack.close()
     return [[records[(i, job.fold)] for job in jobs if (i, job.fold) in records] for i, jobs in enumerate(planned)]
 
 
-def _schedule(corpus, todo, claims, records, device, cpus, gpus, max_retries, features_from, progress, fold_fn):
-    """Submit ``todo``'s folds, write each as it returns, show done / running / left."""
+def _groups(todo: list[tuple[tuple[int, int], FoldJob]], stack_folds: int) -> list[list]:
+    """``todo`` as the tasks' groups: one fold each, or up to ``stack_folds`` folds of one network run each
+    (a fold with a checkpoint of its own, from an interrupted one-at-a-time run, resumes alone)."""
+    groups: list[list] = []
+    by_run: dict[int, list] = {}
+    for key, job in todo:
+        alone = (
+            stack_folds == 1
+            or "baseline" in VARIANTS[job.variant]
+            or fold_checkpoint(job.out_dir, job.fold, job.cfg_hash).exists()
+        )
+        if alone:
+            groups.append([(key, job)])
+        else:
+            by_run.setdefault(key[0], []).append((key, job))
+    for members in by_run.values():
+        groups += [members[i : i + stack_folds] for i in range(0, len(members), stack_folds)]
+    return groups
+
+
+def _schedule(corpus, groups, claims, records, device, cpus, gpus, max_retries, features_from, progress, fold_fn):
+    """Submit ``groups`` of folds (one task each), write each fold as its task returns, show done / running / left."""
     import ray
 
     corpus_ref = ray.put(corpus)
@@ -171,50 +199,58 @@ def _schedule(corpus, todo, claims, records, device, cpus, gpus, max_retries, fe
         features_ref = ray.put(corpus_features(corpus, progress=progress))  # once per corpus
     task = ray.remote(_fold_task)
     pending = {}
-    for key, job in todo:
+    for group in groups:
+        jobs = [job for _, job in group]
+        name = jobs[0].label + (f" (+{len(jobs) - 1} stacked)" if len(jobs) > 1 else "")
         gen = task.options(
-            name=f"eesr {job.label}",
+            name=f"eesr {name}",
             num_cpus=cpus,
             num_gpus=gpus,
             max_retries=max_retries,
             num_returns="streaming",
-        ).remote(job, corpus_ref, features_ref, device, cpus, gpus, _folder_id(job.out_dir), fold_fn)
-        pending[gen] = (key, job)
+        ).remote(jobs, corpus_ref, features_ref, device, cpus, gpus, _folder_id(jobs[0].out_dir), fold_fn)
+        pending[gen] = group
     running: dict = {}
     failed: list[FoldJob] = []
-    bar = tqdm(total=len(todo), desc=f"{corpus.name} folds", unit="fold", disable=not progress)
+    total = sum(len(group) for group in groups)
+    bar = tqdm(total=total, desc=f"{corpus.name} folds", unit="fold", disable=not progress)
 
     def show():
         extra = f", failed {len(failed)}" if failed else ""
         bar.set_postfix_str(f"running {len(running)}, left {len(pending) - len(running)}{extra}", refresh=True)
 
-    def settle(gen, key, job):
-        pending.pop(gen)
+    def settle(gen):
+        for key, _ in pending.pop(gen):
+            claims.pop(key).close()
         running.pop(gen, None)
-        claims.pop(key).close()
 
     show()
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for gen in ready:
-                key, job = pending[gen]
+                group = pending[gen]
                 try:
                     msg = ray.get(next(gen))
-                except Exception as exc:  # the fold raised, or its worker died more than max_retries times
-                    _write_log(job, running.get(gen), f"FAILED\n{_error_text(exc)}")
-                    settle(gen, key, job)
-                    failed.append(job)
-                    where = fold_log(job.out_dir, job.fold)
-                    tqdm.write(f"eesr: {job.label} failed: {type(exc).__name__} (log: {where})")
+                except Exception as exc:  # the task raised, or its worker died more than max_retries times
+                    for _, job in group:
+                        _write_log(job, running.get(gen), f"FAILED\n{_error_text(exc)}")
+                        failed.append(job)
+                        where = fold_log(job.out_dir, job.fold)
+                        tqdm.write(f"eesr: {job.label} failed: {type(exc).__name__} (log: {where})")
+                    settle(gen)
                     continue
                 if isinstance(msg, dict):  # the task started (sent once, whatever the retries)
                     running[gen] = msg
                     continue
-                records[key] = write_fold(job, msg)
-                _write_log(job, running.get(gen), msg.log)
-                settle(gen, key, job)
-                bar.update(1)
+                for (key, job), out in zip(group, msg):
+                    records[key] = write_fold(job, out)
+                    _write_log(job, running.get(gen), out.log)
+                if len(group) > 1:
+                    first, folds = group[0][1], [j.fold for _, j in group]
+                    stacked_checkpoint(first.out_dir, folds, first.cfg_hash).unlink(missing_ok=True)
+                settle(gen)
+                bar.update(len(group))
             show()
     except KeyboardInterrupt:
         for gen in pending:
@@ -264,12 +300,13 @@ class _Tee(io.TextIOBase):
 _NODE_FEATURES: dict = {}  # features_from="nodes": the corpus's features, loaded once per worker process
 
 
-def _fold_task(job, corpus, features, device, cpus, gpus, driver_folder, fold_fn=None):
-    """The Ray task (a generator): says where it started, then computes the fold and returns its output."""
+def _fold_task(jobs, corpus, features, device, cpus, gpus, driver_folder, fold_fn=None):
+    """The Ray task (a generator): says where it started, then computes its folds (one, or several of one run
+    trained stacked) and returns their outputs, in the order of ``jobs``."""
     import ray
     import torch
 
-    from .runner import compute_fold
+    from .runner import compute_folds
     from .train import resolve_device
 
     yield {"host": socket.gethostname(), "pid": os.getpid()}
@@ -284,7 +321,7 @@ def _fold_task(job, corpus, features, device, cpus, gpus, driver_folder, fold_fn
         with contextlib.redirect_stdout(_Tee(buf, sys.stdout)), contextlib.redirect_stderr(_Tee(buf, sys.stderr)):
             torch.set_num_threads(max(1, int(cpus)))
             dev = resolve_device(("cuda" if device == "auto" else device) if gpus > 0 else "cpu")
-            scratch, local = _scratch(job, driver_folder)
+            scratch, local = _scratch(jobs[0], driver_folder)
             node = ray.get_runtime_context().get_node_id()[:8]
             print(f"host {socket.gethostname()}, node {node}, pid {os.getpid()}, device {dev}, ", end="")
             print(f"{torch.get_num_threads()} thread(s)")
@@ -292,18 +329,27 @@ def _fold_task(job, corpus, features, device, cpus, gpus, driver_folder, fold_fn
             if features is None:
                 features = _node_features(corpus, max(1, int(cpus)))
             t0 = time.time()
-            out = (fold_fn or compute_fold)(job, corpus, features[0], features[1], dev, scratch, False)
+            if fold_fn is None:
+                outs = compute_folds(jobs, corpus, features[0], features[1], dev, scratch, False)
+            else:
+                outs = [fold_fn(job, corpus, features[0], features[1], dev, scratch, False) for job in jobs]
             if not local:
-                _collect_scratch(job, scratch, out)
-            for h in out.record.get("history", []):
-                print(f"epoch {h.get('epoch')}: " + ", ".join(f"{k} {v}" for k, v in h.items() if k != "epoch"))
-            print(f"metrics: WA {out.record['metrics']['wa']}, UA {out.record['metrics']['ua']}")
+                for job, out in zip(jobs, outs):
+                    _collect_scratch(job, scratch, out)
+                stacked_checkpoint(scratch, [j.fold for j in jobs], jobs[0].cfg_hash).unlink(missing_ok=True)
+            for job, out in zip(jobs, outs):
+                if len(jobs) > 1:
+                    print(f"-- {job.label}")
+                for h in out.record.get("history", []):
+                    print(f"epoch {h.get('epoch')}: " + ", ".join(f"{k} {v}" for k, v in h.items() if k != "epoch"))
+                print(f"metrics: WA {out.record['metrics']['wa']}, UA {out.record['metrics']['ua']}")
             print(f"done in {time.time() - t0:.1f} s", flush=True)
     finally:
         pkg.removeHandler(handler)
         pkg.setLevel(old_level)
-    out.log = buf.getvalue()
-    yield out
+    for out in outs:
+        out.log = buf.getvalue()
+    yield outs
 
 
 def _scratch(job: FoldJob, driver_folder: tuple[int, int]) -> tuple[Path, bool]:

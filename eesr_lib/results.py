@@ -116,6 +116,11 @@ def fold_checkpoint(folder: Path, fold: int, cfg_hash: str) -> Path:
     return Path(folder) / f"fold_{fold}.{cfg_hash}.ckpt.pt"
 
 
+def stacked_checkpoint(folder: Path, folds: list[int], cfg_hash: str) -> Path:
+    """The checkpoint of folds trained as one stacked model (:mod:`eesr_lib.batched`)."""
+    return Path(folder) / f"folds_{'-'.join(map(str, folds))}.{cfg_hash}.ckpt.pt"
+
+
 def fold_lock(folder: Path, fold: int) -> Path:
     return Path(folder) / f"fold_{fold}.lock"
 

@@ -17,8 +17,10 @@ results never mix configs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import baselines
+from .batched import FoldData, train_folds
 from .corpora import Corpus, load_corpus
 from .crops import CropBank
 from .errors import EESRError
@@ -46,6 +49,7 @@ from .results import (
     fold_npz,
     read_fold,
     run_dir,
+    stacked_checkpoint,
     write_partial_curve,
 )
 from .results import run_dir as fold_dir  # noqa: F401 (chapter 5 imports it from here)
@@ -63,14 +67,15 @@ from .variants import VARIANTS, config_hash, config_record, configs
 log = logging.getLogger(__name__)
 
 
-def _checkpoint_history(ckpt: Path) -> list[dict]:
-    """The epoch records of a checkpoint left by an interrupted process ([] when there is none).
+def _checkpoint_history(ckpt: Path, key: str = "history") -> list:
+    """The epoch records of a checkpoint left by an interrupted process ([] when there is none); ``key``
+    "histories": a stacked checkpoint's, one list per fold.
 
     Memory-mapped, so reading the history does not load the (hundreds of MB of) weights and
-    optimizer state that train_fold loads from the same file right after."""
+    optimizer state that the trainer loads from the same file right after."""
     if not ckpt.exists():
         return []
-    return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["history"]
+    return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)[key]
 
 
 def _wall_time(this_process_s: float, earlier: list[dict]) -> dict:
@@ -105,6 +110,7 @@ def run(
     curve_every: int = 1,
     test_curve: bool = False,
     keep_weights: bool = False,
+    stack_folds: int = 1,
 ) -> list[dict]:
     """Run (or reuse) the folds of one experiment; returns each requested fold's result dict,
     except folds another process is computing at the time (they are skipped, see the module).
@@ -127,7 +133,13 @@ def run(
 
     ``keep_weights``: each fold computed by this call also writes its trained model as a bundle
     (:mod:`eesr_lib.bundle`) to ``fold_<k>.bundle/``, before its ``.json``.
+
+    ``stack_folds`` (networks): train that many unfinished folds at a time as one stacked model
+    (:func:`compute_folds`), which is what fills a GPU. The same numbers as one at a time but for the
+    dropout masks' random stream; the folds' records say so.
     """
+    if stack_folds < 1:
+        raise EESRError(f"stack_folds must be >= 1, got {stack_folds}")
     dev = resolve_device(device)
     corpus, jobs = plan_experiment(
         dataset,
@@ -147,6 +159,8 @@ def run(
         test_curve=test_curve,
         keep_weights=keep_weights,
     )
+    if stack_folds > 1 and "baseline" not in VARIANTS[variant]:
+        return _run_stacked(jobs, corpus, dev, stack_folds, force, progress)
     specs = is10 = None
     results = []
     for job in tqdm(jobs, desc=f"{corpus.name} {protocol} {variant}", unit="fold", disable=not progress):
@@ -167,6 +181,34 @@ def run(
                 specs, is10 = corpus_features(corpus, progress=progress)
             results.append(write_fold(job, compute_fold(job, corpus, specs, is10, dev, job.out_dir, progress)))
     return results
+
+
+def _run_stacked(jobs: list, corpus: Corpus, dev: torch.device, stack_folds: int, force: bool, progress: bool):
+    """:func:`run` for ``stack_folds`` > 1: claim every unfinished fold, then train them ``stack_folds`` at a
+    time. A fold with a checkpoint of its own (an interrupted one-at-a-time run) resumes alone."""
+    results, todo = [], []
+    with contextlib.ExitStack() as held:
+        for job in jobs:
+            done = fold_json(job.out_dir, job.fold)
+            if done.exists() and not force:
+                results.append(read_fold(done, job.config))
+                continue
+            if not held.enter_context(fold_claim(job.out_dir, job.fold)):
+                log.info("%s is being computed by another process: skipped here", job.label)
+                continue
+            if done.exists() and not force:  # another process finished it since we looked
+                results.append(read_fold(done, job.config))
+                continue
+            todo.append(job)
+        specs, is10 = corpus_features(corpus, progress=progress) if todo else (None, None)
+        alone = [job for job in todo if fold_checkpoint(job.out_dir, job.fold, job.cfg_hash).exists()]
+        rest = [job for job in todo if job not in alone]
+        groups = [[job] for job in alone] + [rest[i : i + stack_folds] for i in range(0, len(rest), stack_folds)]
+        for group in tqdm(groups, desc=f"{corpus.name} stacked folds", unit="group", disable=not progress):
+            outputs = compute_folds(group, corpus, specs, is10, dev, group[0].out_dir, progress)
+            results.extend(write_fold(job, out) for job, out in zip(group, outputs))
+            stacked_checkpoint(group[0].out_dir, [job.fold for job in group], group[0].cfg_hash).unlink(missing_ok=True)
+    return sorted(results, key=lambda r: r["fold"])
 
 
 @dataclass(eq=False)
@@ -300,26 +342,9 @@ def compute_fold(
     if earlier:
         log.info("%s resumes after epoch %d from %s", job.label, len(earlier), ckpt)
     record, arrays = _run_fold(
-        corpus,
-        specs,
-        is10,
-        job.train_idx,
-        job.test_idx,
-        job.protocol,
-        job.variant,
-        job.model_cfg,
-        job.train_cfg,
-        job.seed,
-        device,
-        ckpt,
-        fold_npz(job.out_dir, job.fold).name,
-        progress,
-        score_every=job.score_every,
-        score_keys=SCORE_KEYS["validation" if job.selection else "test"],
-        curve_path=fold_curve(scratch, job.fold) if job.selection else None,
-        curve_header={"fold": job.fold, "fold_name": job.fold_name, "config": job.config},
-        bundle_path=fold_bundle(scratch, job.fold) if job.keep_weights else None,
-    )
+        corpus, specs, is10, job.train_idx, job.test_idx, dev=device, ckpt_path=ckpt, progress=progress,
+        **_fold_settings(job, scratch),
+    )  # fmt: skip
     record.update(
         fold=job.fold,
         fold_name=job.fold_name,
@@ -328,6 +353,81 @@ def compute_fold(
         provenance={**provenance(device), **_wall_time(time.time() - t0, earlier)},
     )
     return FoldOutput(record, arrays)
+
+
+def _fold_settings(job: FoldJob, scratch: Path) -> dict:
+    """The keyword arguments of :func:`_run_fold` / :func:`_prepare_network` that come from ``job``."""
+    return {
+        "protocol": job.protocol,
+        "variant": job.variant,
+        "model_cfg": job.model_cfg,
+        "train_cfg": job.train_cfg,
+        "seed": job.seed,
+        "features_file": fold_npz(job.out_dir, job.fold).name,
+        "score_every": job.score_every,
+        "score_keys": SCORE_KEYS["validation" if job.selection else "test"],
+        "curve_path": fold_curve(scratch, job.fold) if job.selection else None,
+        "curve_header": {"fold": job.fold, "fold_name": job.fold_name, "config": job.config},
+        "bundle_path": fold_bundle(scratch, job.fold) if job.keep_weights else None,
+    }
+
+
+def compute_folds(
+    jobs: list[FoldJob],
+    corpus: Corpus,
+    specs: list[np.ndarray] | None,
+    is10: np.ndarray,
+    device: torch.device,
+    scratch: Path,
+    progress: bool = False,
+) -> list[FoldOutput]:
+    """Compute several folds of one network experiment trained as one stacked model
+    (:func:`eesr_lib.batched.train_folds`: each kernel does the work of all of them, which is what fills a
+    GPU); returns one :class:`FoldOutput` per job, as :func:`compute_fold` would. One job: :func:`compute_fold`.
+
+    The stacked checkpoint (``folds_<k>-<k>...<hash>.ckpt.pt`` in ``scratch``) resumes a group of the same
+    folds; the caller deletes it once every fold is written. Each fold's ``wall_time_s`` is its share."""
+    if len(jobs) == 1:
+        return [compute_fold(jobs[0], corpus, specs, is10, device, scratch, progress)]
+    first = jobs[0]
+    if len({job.cfg_hash for job in jobs}) != 1 or "baseline" in VARIANTS[first.variant]:
+        raise EESRError("only folds of one network experiment (one configuration) can be trained stacked")
+    scratch = Path(scratch)
+    t0 = time.time()
+    ckpt = stacked_checkpoint(scratch, [job.fold for job in jobs], first.cfg_hash)
+    n_earlier = len(_checkpoint_history(ckpt, key="histories")[0]) if ckpt.exists() else 0
+    folds = [
+        _prepare_network(corpus, specs, is10, job.train_idx, job.test_idx, dev=device, **_fold_settings(job, scratch))
+        for job in jobs
+    ]
+    trained = train_folds(
+        first.model_cfg,
+        first.train_cfg,
+        [fold.data for fold in folds],
+        device,
+        checkpoint=ckpt,
+        progress=progress,
+        on_epoch=[fold.on_epoch for fold in folds],
+        after_epoch=[fold.after_epoch for fold in folds],
+    )
+    outputs = [(job, fold.finish(model), history) for job, fold, (model, history) in zip(jobs, folds, trained)]
+    share = (time.time() - t0) / len(jobs)
+    out = []
+    for job, (scores, extra, arrays), history in outputs:
+        record = _record(corpus, job.train_idx, job.test_idx, scores, history, extra)
+        record.update(
+            fold=job.fold,
+            fold_name=job.fold_name,
+            n_folds=job.n_folds,
+            config=job.config,
+            provenance={
+                **provenance(device),
+                **_wall_time(share, history[:n_earlier]),
+                "stacked_with_folds": [j.fold for j in jobs],
+            },
+        )
+        out.append(FoldOutput(record, arrays))
+    return out
 
 
 def write_fold(job: FoldJob, out: FoldOutput) -> dict:
@@ -368,57 +468,83 @@ def _run_fold(
     receives the history so far after every epoch. Returns the fold's record and, for a network, the
     arrays of its ``.npz`` (named ``features_file`` in the record); None for the baselines that have none.
     """
-    y = corpus.y
-    labels = corpus.labels
     spec = VARIANTS[variant]
     extra: dict = {}
     history: list[dict] = []
     arrays = None
     if spec.get("baseline") == "svm":
         groups = corpus.table["speaker"].to_numpy()[train_idx] if protocol in SPEAKER_INDEPENDENT else None
-        scores, extra = baselines.svm_scores(is10[train_idx], y[train_idx], is10[test_idx], groups, seed)
+        scores, extra = baselines.svm_scores(is10[train_idx], corpus.y[train_idx], is10[test_idx], groups, seed)
     elif spec.get("baseline") == "mlp":
         tr, te = standardize_is10(is10[train_idx], is10[test_idx])
-        scores, history = baselines.mlp_scores(tr, y[train_idx], te, model_cfg, train_cfg, seed, dev, progress)
+        scores, history = baselines.mlp_scores(tr, corpus.y[train_idx], te, model_cfg, train_cfg, seed, dev, progress)
     else:
-        if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
-            raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
-        tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
-        on_epoch = after_epoch = None
-        if score_every is not None:
-            val_specs = [specs[i] for i in test_idx]
-            bank = []  # built on first use: the training crops for BN re-estimation
-
-            def on_epoch(epoch, model):
-                if epoch % score_every and epoch != train_cfg.epochs:
-                    return {}
-                if train_cfg.bn_stats == "recalibrate" and model_cfg.norm == "batch":
-                    if not bank:
-                        train_specs = [specs[i] for i in train_idx]
-                        bank.append(CropBank(train_specs, model_cfg.crop_frames, train_cfg.pad_mode, dev))
-                    recalibrate_batch_norm(model, bank[0], train_cfg, seed, dev)
-                s, _ = predict_utterances(model, val_specs, te_is10, train_cfg, dev)
-                m = classification_metrics(y[test_idx], s.argmax(1), labels)
-                return {score_keys["ua"]: m["ua"], score_keys["wa"]: m["wa"]}
-
-        if curve_path is not None:
-
-            def after_epoch(history):
-                write_partial_curve(curve_path, curve_header or {}, history)
-
+        fold = _prepare_network(
+            corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg, seed, dev,
+            features_file, score_every, score_keys, curve_path, curve_header, bundle_path,
+        )  # fmt: skip
         model, history = train_fold(
             model_cfg,
             train_cfg,
-            [specs[i] for i in train_idx],
-            tr_is10,
-            y[train_idx],
+            fold.data.specs,
+            fold.data.is10,
+            fold.data.y,
             seed=seed,
             device=dev,
             checkpoint=ckpt_path,
             progress=progress,
-            on_epoch=on_epoch,
-            after_epoch=after_epoch,
+            on_epoch=fold.on_epoch,
+            after_epoch=fold.after_epoch,
         )
+        scores, extra, arrays = fold.finish(model)
+    return _record(corpus, train_idx, test_idx, scores, history, extra), arrays
+
+
+@dataclass(eq=False)
+class _NetworkFold:
+    """A network fold between its preparation and its scoring: the training set as the trainer takes it,
+    the per-epoch callbacks, and ``finish(model) -> (test scores, record entries, .npz arrays)``."""
+
+    data: FoldData
+    on_epoch: Callable | None
+    after_epoch: Callable | None
+    finish: Callable
+
+
+def _prepare_network(
+    corpus, specs, is10, train_idx, test_idx, protocol, variant, model_cfg, train_cfg, seed, dev,
+    features_file, score_every, score_keys, curve_path, curve_header, bundle_path,
+) -> _NetworkFold:  # fmt: skip
+    """What training one network fold needs, and what turns the trained model into the fold's result
+    (see :func:`_run_fold`): shared by folds trained one at a time and folds trained stacked."""
+    y = corpus.y
+    labels = corpus.labels
+    if model_cfg.use_is10 and is10.shape[1] != IS10_DIM:
+        raise EESRError(f"IS10 matrix has {is10.shape[1]} columns, expected {IS10_DIM}")
+    tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
+    on_epoch = after_epoch = None
+    if score_every is not None:
+        val_specs = [specs[i] for i in test_idx]
+        bank = []  # built on first use: the training crops for BN re-estimation
+
+        def on_epoch(epoch, model):
+            if epoch % score_every and epoch != train_cfg.epochs:
+                return {}
+            if train_cfg.bn_stats == "recalibrate" and model_cfg.norm == "batch":
+                if not bank:
+                    train_specs = [specs[i] for i in train_idx]
+                    bank.append(CropBank(train_specs, model_cfg.crop_frames, train_cfg.pad_mode, dev))
+                recalibrate_batch_norm(model, bank[0], train_cfg, seed, dev)
+            s, _ = predict_utterances(model, val_specs, te_is10, train_cfg, dev)
+            m = classification_metrics(y[test_idx], s.argmax(1), labels)
+            return {score_keys["ua"]: m["ua"], score_keys["wa"]: m["wa"]}
+
+    if curve_path is not None:
+
+        def after_epoch(history):
+            write_partial_curve(curve_path, curve_header or {}, history)
+
+    def finish(model):
         scores, deep = predict_utterances(model, [specs[i] for i in test_idx], te_is10, train_cfg, dev)
         arrays = {
             "ids": np.asarray(corpus.table["id"].to_numpy()[test_idx], dtype=str),
@@ -426,7 +552,7 @@ def _run_fold(
             "deep": deep.astype(np.float16),
             "emotion_embeddings": model.emotion_embeddings().cpu().numpy().astype(np.float32),
         }
-        extra["features_file"] = features_file
+        extra = {"features_file": features_file}
         if bundle_path is not None:
             from .bundle import save_bundle
 
@@ -437,6 +563,15 @@ def _run_fold(
             extra["bundle"] = bundle_path.name
         if dev.type == "cuda":
             torch.cuda.empty_cache()
+        return scores, extra, arrays
+
+    data = FoldData([specs[i] for i in train_idx], tr_is10, y[train_idx], seed)
+    return _NetworkFold(data, on_epoch, after_epoch, finish)
+
+
+def _record(corpus, train_idx, test_idx, scores, history, extra) -> dict:
+    """A fold's result record: metrics and every test utterance's prediction and scores."""
+    y, labels = corpus.y, corpus.labels
     pred = scores.argmax(1)
     ids = corpus.table["id"].to_numpy()[test_idx]
     record = {
@@ -455,4 +590,4 @@ def _run_fold(
         "history": history,
         **extra,
     }
-    return record, arrays
+    return record

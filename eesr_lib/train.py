@@ -224,6 +224,30 @@ def crops_per_epoch(lengths: np.ndarray, cfg: TrainConfig, frames: int = 128) ->
     return int(len(lengths) * cfg.crops_per_epoch)
 
 
+def epoch_batches(n: int, crop_set, cfg: TrainConfig, gen: torch.Generator, device) -> list[torch.Tensor]:
+    """One epoch's batches: shuffled indices of the ``n`` training utterances (``crops_per_epoch`` passes)
+    or of the fixed ``crop_set``, drawn from ``gen``, in batches of ``cfg.batch_size``. A last batch of
+    one is dropped: it would break batch norm in the BN rows."""
+    if crop_set is None:
+        order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
+    else:
+        order = torch.randperm(len(crop_set[0]), generator=gen).to(device)
+    batches = (order[b : b + cfg.batch_size] for b in range(0, len(order), cfg.batch_size))
+    return [pick for pick in batches if len(pick) >= 2]
+
+
+def epoch_bar(start_epoch: int, cfg: TrainConfig, progress: bool, desc: str = "epochs") -> tqdm:
+    """The progress bar over a training run's epochs (starting where a resumed run starts)."""
+    return tqdm(
+        range(start_epoch, cfg.epochs),
+        desc=desc,
+        unit="ep",
+        disable=not progress,
+        initial=start_epoch,
+        total=cfg.epochs,
+    )
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     torch.save(obj, tmp)
@@ -294,28 +318,14 @@ def train_fold(
     is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
     n = len(specs)
     crop_set = epoch_crops(bank, cfg, seed)  # None: fresh random crops each epoch
-    bar = tqdm(
-        range(start_epoch, cfg.epochs),
-        desc="epochs",
-        unit="ep",
-        disable=not progress,
-        initial=start_epoch,
-        total=cfg.epochs,
-    )
+    bar = epoch_bar(start_epoch, cfg, progress)
     for epoch in bar:
         t_epoch = time.perf_counter()
         model.train()
         set_epoch_lr(opt, cfg, epoch)
-        if crop_set is None:
-            order = torch.cat([torch.randperm(n, generator=gen) for _ in range(cfg.crops_per_epoch)]).to(device)
-        else:
-            order = torch.randperm(len(crop_set[0]), generator=gen).to(device)
         sums = np.zeros(3)
         seen = steps = 0
-        for b in range(0, len(order), cfg.batch_size):
-            pick = order[b : b + cfg.batch_size]
-            if len(pick) < 2:  # a batch of one would break batch norm in the BN ablation
-                continue
+        for pick in epoch_batches(n, crop_set, cfg, gen, device):
             if crop_set is None:
                 idx = pick
                 x = bank.random_crops(idx, gen)

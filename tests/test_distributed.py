@@ -215,3 +215,20 @@ def test_resource_requests_are_checked():
     for device, cpus, gpus in (("cuda", 1, 0), ("cpu", 1, 0.5), ("auto", 0, 0), ("auto", 1, 1.5)):
         with pytest.raises(EESRError):
             check_resources(device, cpus, gpus)
+
+
+def test_stacked_folds_are_one_task_and_each_fold_is_written(mini, cluster, tmp_path, json_writes):
+    """`stack_folds=2`: a network run's two folds go to one task, trained as one stacked model; the baseline's
+    folds stay one task each. Every fold is written once, with its log, and nothing is left behind."""
+    runs = RUNS[:2]
+    records = run_on_ray(mini, runs, results_dir=tmp_path / "ray", address=cluster, progress=False, stack_folds=2)
+    assert [len(r) for r in records] == [2, 2]
+    assert len(json_writes) == len(set(json_writes)) == 4
+    assert [r["provenance"].get("stacked_with_folds") for r in records[1]] == [[0, 1], [0, 1]]
+    assert all("stacked_with_folds" not in r["provenance"] for r in records[0])
+    net = tmp_path / "ray" / "emodb_mini" / "kfold5" / "ae+ee+in@t"
+    for k in (0, 1):
+        log = (net / f"fold_{k}.log").read_text()
+        assert "-- " in log and "metrics: WA" in log
+    left = list((tmp_path / "ray").rglob("*.lock")) + list((tmp_path / "ray").rglob("*.ckpt.pt"))
+    assert not left

@@ -309,3 +309,26 @@ def test_a_restarted_curve_does_not_replace_a_longer_committed_one(tmp_path):
     assert len(json.loads(path.read_text())["history"]) == 270
     assert results.write_partial_curve(path, {"fold": 0}, long + [{"epoch": 271}])  # passes it: replaced
     assert json.loads(path.read_text())["history"][-1]["epoch"] == 271
+
+
+def test_stacked_folds_write_what_folds_one_at_a_time_write(mini, tmp_path):
+    """`stack_folds` on a CPU (the folds' steps in turn, eesr_lib.batched): the same files and, dropout
+    included, the same numbers as folds one at a time; the records say they were stacked."""
+    kw = {"folds_to_run": [0, 1, 3], "epochs": 2, "test_curve": True}
+    alone = _run(mini, tmp_path / "alone", **kw)
+    stacked = _run(mini, tmp_path / "stacked", stack_folds=2, **kw)
+    assert [r["fold"] for r in stacked] == [0, 1, 3]
+    extra = {"seconds", "batched_folds", "vectorized"}
+    for a, b in zip(alone, stacked):
+        assert a["predictions"] == b["predictions"] and a["metrics"] == b["metrics"]
+        assert [{k: v for k, v in h.items() if k not in extra} for h in b["history"]] == [
+            {k: v for k, v in h.items() if k != "seconds"} for h in a["history"]
+        ]
+        assert "test_ua_not_for_selection" in b["history"][-1]
+    assert stacked[0]["provenance"]["stacked_with_folds"] == [0, 1]
+    assert "stacked_with_folds" not in stacked[2]["provenance"]  # the group's last fold was alone
+    out = tmp_path / "stacked" / "emodb_mini" / "kfold5" / "ae+ee+in"
+    assert sorted(p.name for p in out.glob("fold_*.json")) == ["fold_0.json", "fold_1.json", "fold_3.json"]
+    assert (out / "fold_1.npz").exists() and not list(out.glob("*.ckpt.pt")) and not list(out.glob("*.lock"))
+    again = _run(mini, tmp_path / "stacked", stack_folds=2, **kw)  # finished folds are read, not recomputed
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in stacked]
