@@ -52,10 +52,8 @@ from .results import (
     fold_json,
     fold_log,
     read_fold,
-    stacked_checkpoint,
 )
-from .runner import FoldJob, FoldOutput, plan_experiment, write_fold
-from .variants import VARIANTS
+from .runner import FoldJob, FoldOutput, plan_experiment, stack_groups, write_fold
 
 log = logging.getLogger(__name__)
 
@@ -168,23 +166,16 @@ def run_on_ray(
 
 
 def _groups(todo: list[tuple[tuple[int, int], FoldJob]], stack_folds: int) -> list[list]:
-    """``todo`` as the tasks' groups: one fold each, or up to ``stack_folds`` folds of one network run each
-    (a fold with a checkpoint of its own, from an interrupted one-at-a-time run, resumes alone)."""
-    groups: list[list] = []
-    by_run: dict[int, list] = {}
-    for key, job in todo:
-        alone = (
-            stack_folds == 1
-            or "baseline" in VARIANTS[job.variant]
-            or fold_checkpoint(job.out_dir, job.fold, job.cfg_hash).exists()
-        )
-        if alone:
-            groups.append([(key, job)])
-        else:
-            by_run.setdefault(key[0], []).append((key, job))
-    for members in by_run.values():
-        groups += [members[i : i + stack_folds] for i in range(0, len(members), stack_folds)]
-    return groups
+    """``todo`` as the tasks' groups, run by run (:func:`eesr_lib.runner.stack_groups` decides which folds
+    go together), each fold with its key."""
+    by_run: dict[int, list[FoldJob]] = {}
+    for (run, _), job in todo:  # a key is (the run's index, the fold)
+        by_run.setdefault(run, []).append(job)
+    return [
+        [((run, job.fold), job) for job in group]
+        for run, jobs in by_run.items()
+        for group in stack_groups(jobs, stack_folds)
+    ]
 
 
 def _schedule(corpus, groups, claims, records, device, cpus, gpus, max_retries, features_from, progress, fold_fn):
@@ -246,9 +237,6 @@ def _schedule(corpus, groups, claims, records, device, cpus, gpus, max_retries, 
                 for (key, job), out in zip(group, msg):
                     records[key] = write_fold(job, out)
                     _write_log(job, running.get(gen), out.log)
-                if len(group) > 1:
-                    first, folds = group[0][1], [j.fold for _, j in group]
-                    stacked_checkpoint(first.out_dir, folds, first.cfg_hash).unlink(missing_ok=True)
                 settle(gen)
                 bar.update(len(group))
             show()
@@ -336,7 +324,6 @@ def _fold_task(jobs, corpus, features, device, cpus, gpus, driver_folder, fold_f
             if not local:
                 for job, out in zip(jobs, outs):
                     _collect_scratch(job, scratch, out)
-                stacked_checkpoint(scratch, [j.fold for j in jobs], jobs[0].cfg_hash).unlink(missing_ok=True)
             for job, out in zip(jobs, outs):
                 if len(jobs) > 1:
                     print(f"-- {job.label}")

@@ -201,14 +201,22 @@ def _run_stacked(jobs: list, corpus: Corpus, dev: torch.device, stack_folds: int
                 continue
             todo.append(job)
         specs, is10 = corpus_features(corpus, progress=progress) if todo else (None, None)
-        alone = [job for job in todo if fold_checkpoint(job.out_dir, job.fold, job.cfg_hash).exists()]
-        rest = [job for job in todo if job not in alone]
-        groups = [[job] for job in alone] + [rest[i : i + stack_folds] for i in range(0, len(rest), stack_folds)]
+        groups = stack_groups(todo, stack_folds)
         for group in tqdm(groups, desc=f"{corpus.name} stacked folds", unit="group", disable=not progress):
             outputs = compute_folds(group, corpus, specs, is10, dev, group[0].out_dir, progress)
             results.extend(write_fold(job, out) for job, out in zip(group, outputs))
-            stacked_checkpoint(group[0].out_dir, [job.fold for job in group], group[0].cfg_hash).unlink(missing_ok=True)
     return sorted(results, key=lambda r: r["fold"])
+
+
+def stack_groups(jobs: list, stack_folds: int) -> list[list]:
+    """The unfinished folds of one experiment as the groups :func:`compute_folds` trains together: up to
+    ``stack_folds`` at a time for a network; one each for a baseline, for ``stack_folds`` 1, and for a fold
+    with a checkpoint of its own (an interrupted one-at-a-time run), which resumes alone."""
+    if stack_folds == 1 or not jobs or "baseline" in VARIANTS[jobs[0].variant]:
+        return [[job] for job in jobs]
+    alone = [job for job in jobs if fold_checkpoint(job.out_dir, job.fold, job.cfg_hash).exists()]
+    rest = [job for job in jobs if job not in alone]
+    return [[job] for job in alone] + [rest[i : i + stack_folds] for i in range(0, len(rest), stack_folds)]
 
 
 @dataclass(eq=False)
@@ -386,7 +394,8 @@ def compute_folds(
     GPU); returns one :class:`FoldOutput` per job, as :func:`compute_fold` would. One job: :func:`compute_fold`.
 
     The stacked checkpoint (``folds_<k>-<k>...<hash>.ckpt.pt`` in ``scratch``) resumes a group of the same
-    folds; the caller deletes it once every fold is written. Each fold's ``wall_time_s`` is its share."""
+    folds; it is deleted here once every fold's output is complete, since no caller can resume from it
+    afterwards (a remote worker's scratch is cleared then anyway). Each fold's ``wall_time_s`` is its share."""
     if len(jobs) == 1:
         return [compute_fold(jobs[0], corpus, specs, is10, device, scratch, progress)]
     first = jobs[0]
@@ -427,6 +436,7 @@ def compute_folds(
             },
         )
         out.append(FoldOutput(record, arrays))
+    ckpt.unlink(missing_ok=True)
     return out
 
 

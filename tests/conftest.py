@@ -24,6 +24,27 @@ def emodb(data_root):
 
 
 @pytest.fixture()
+def cli_run_kwargs(monkeypatch):
+    """``cli_run_kwargs(argv)``: the keyword arguments ``eesr run ARGV`` passes to eesr_lib.runner.run (which
+    is replaced: nothing trains; the report after it is cut short)."""
+    from eesr_lib import cli
+
+    def call(argv: list[str]) -> dict:
+        seen = {}
+
+        def stop(*args, **kw):  # the run is all we look at: stop before the report
+            raise SystemExit(0)
+
+        monkeypatch.setattr("eesr_lib.runner.run", lambda *args, **kw: seen.update(kw) or [])
+        monkeypatch.setattr("eesr_lib.report.summary", stop)
+        with pytest.raises(SystemExit):
+            cli.main(["run", *argv])
+        return seen
+
+    return call
+
+
+@pytest.fixture()
 def tmp_cache(tmp_path, monkeypatch):
     """A fresh, empty feature cache for tests that must see a cold extraction."""
     monkeypatch.setenv("EESR_CACHE", str(tmp_path / "cache"))

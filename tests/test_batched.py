@@ -200,19 +200,8 @@ def test_a_stacked_run_resumes_from_its_checkpoint(tmp_path, vectorize):
         train_folds(TINY, CFG, _folds(sizes=(5, 4)), progress=False, checkpoint=ckpt)
 
 
-def test_the_cli_passes_stack_folds_on(monkeypatch):
-    from eesr_lib import cli
-
-    seen = {}
-
-    def stop(*args, **kw):  # the run is all we look at: stop before the report
-        raise SystemExit(0)
-
-    monkeypatch.setattr("eesr_lib.runner.run", lambda *args, **kw: seen.update(kw) or [])
-    monkeypatch.setattr("eesr_lib.report.summary", stop)
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--stack-folds", "5"])
-    assert seen["stack_folds"] == 5
+def test_the_cli_passes_stack_folds_on(cli_run_kwargs):
+    assert cli_run_kwargs(["--stack-folds", "5"])["stack_folds"] == 5
 
 
 def test_stack_folds_below_one_is_refused(mini, tmp_path):

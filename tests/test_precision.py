@@ -19,18 +19,8 @@ def test_auto_is_the_default_and_resolves_to_fp32_or_bf16():
         TrainConfig(precision="fp16")
 
 
-def test_fp32_flag_of_the_cli_forces_fp32(monkeypatch):
-    from eesr_lib import cli
-
-    seen = {}
-
-    def stop(*args, **kw):  # the run is all we look at: stop before the report
-        raise SystemExit(0)
-
-    monkeypatch.setattr("eesr_lib.runner.run", lambda *args, **kw: seen.update(kw) or [])
-    monkeypatch.setattr("eesr_lib.report.summary", stop)
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--fp32", "--set", "lam=0.5"])
+def test_fp32_flag_of_the_cli_forces_fp32(cli_run_kwargs):
+    seen = cli_run_kwargs(["--fp32", "--set", "lam=0.5"])
     assert seen["overrides"] == {"lam": 0.5, "precision": "fp32"}
 
 
