@@ -32,6 +32,9 @@ from .variants import VARIANTS
 PROPOSED = "ae+ee+in"
 BASELINES = ("is10+svm", "is10+mlp")
 ABLATIONS = ("ae-os", "ae-os+ee+in", "ae", "ae+ee", "ae+in")  # Table 4's other network rows
+# The rows that decide the budget question on the outer folds: the proposed model, then Table 4's
+# decisive pairs (AE vs AE+EE, AE-OS vs AE-OS,+EE,IN).
+DECISIVE = (PROPOSED, "ae", "ae+ee", "ae-os", "ae-os+ee+in")
 
 # The paper's protocols (5- and 10-fold) plus the speaker-independent one it did not report.
 _EMODB = (
@@ -58,6 +61,7 @@ CURVE_MULTIPLE = 16  # the learning curves run to 16x today's optimizer steps
 # The budget the outer runs use, as a multiple of today's steps; chosen from the learning
 # curves on inner validation splits (book/choices.md says which curve points decided it).
 CHOSEN_MULTIPLE = 8
+BUDGET_TAG = f"budget{CHOSEN_MULTIPLE}x"  # the tag of every run at the chosen budget
 # Departures from the paper's single-stage recipe, compared on inner validation at the chosen
 # budget (eesr_lib.train.TrainConfig); two stages split the budget in half.
 DEPARTURES: dict[str, dict] = {
@@ -108,7 +112,7 @@ def budget_runs(corpus: Corpus) -> list[Run]:
         return []
     long = (("epochs", CURVE_MULTIPLE * PAPER_EPOCHS),)
     chosen = (("epochs", CHOSEN_MULTIPLE * PAPER_EPOCHS),)
-    tag = f"budget{CHOSEN_MULTIPLE}x"
+    tag = BUDGET_TAG
     curves = [
         Run("kfold5", v, "budget", long, selection=True, folds=(0,), curve_every=CURVE_EVERY)
         for v in ("ae-os+ee+in", "ae-os", PROPOSED)
@@ -120,9 +124,7 @@ def budget_runs(corpus: Corpus) -> list[Run]:
     # Outer folds at the chosen budget, the paper-literal recipe: the proposed model and Table 4's decisive
     # pairs (AE vs AE+EE, AE-OS vs AE-OS,+EE,IN) come right after the curves, since every verdict needs
     # them whatever the departures show; then the departures on inner validation, then the rest.
-    decisive = [
-        Run("kfold5", v, tag, chosen, test_curve=True) for v in (PROPOSED, "ae", "ae+ee", "ae-os", "ae-os+ee+in")
-    ]
+    decisive = [Run("kfold5", v, tag, chosen, test_curve=True) for v in DECISIVE]
     rest = [Run("kfold5", "ae+in", tag, chosen, test_curve=True)] + [
         Run("loso-speaker", v, tag, chosen, test_curve=True) for v in (PROPOSED, *ABLATIONS)
     ]

@@ -328,21 +328,60 @@ def curves_reading(summary: pd.DataFrame) -> str:
 
 def budget_reading(curves: pd.DataFrame) -> str:
     """Chapter 8: what the learning curves say about the budget of the outer runs
-    (``eesr_lib.plan.CHOSEN_MULTIPLE``)."""
+    (``eesr_lib.plan.CHOSEN_MULTIPLE``), curve by curve."""
     from . import budget, plan
 
     chosen = plan.CHOSEN_MULTIPLE
-    return (
+    verdict = budget.chosen_budget_reading(curves, chosen)
+    text = (
         f"**The budget of the outer runs.** The budget run list (`eesr_lib.plan.CHOSEN_MULTIPLE`) trains "
-        f"{chosen}x today's steps ({chosen * plan.PAPER_EPOCHS} epochs of one random crop per utterance). "
+        f"{chosen}x today's steps ({chosen * plan.PAPER_EPOCHS} epochs of one random crop per utterance); it was "
+        f"set ahead of the curves, as half of the {plan.CURVE_MULTIPLE}x they run to. "
         + {
-            budget.NOT_REACHED: "The curves have not been run that far yet, so this page cannot yet support "
-            "that number; it was set ahead of them, as half of the 16x the curves will reach.",
-            budget.PLATEAU: "On every curve the doubling of steps that ends there gained less than "
-            f"{budget.NO_GAIN_UA:g} point of validation UA: the deep branch has stopped improving by then.",
-            budget.STILL_LEARNING: "At least one curve still gained on the doubling that ends there: "
-            f"{chosen}x is a lower bound on what the deep branch needs, not a budget at which it has converged.",
-        }[budget.chosen_budget_reading(curves, chosen)]
+            budget.NOT_REACHED: "The curves cannot yet support that number: at least one stopped short of it "
+            "while still gaining.",
+            budget.PLATEAU: "Every curve had stopped gaining by then (less than "
+            f"{budget.NO_GAIN_UA:g} point of validation UA over the doubling of steps that ends there, or earlier): "
+            "more steps would not change the verdicts.",
+            budget.STILL_LEARNING: "At least one curve still gained on the doubling that ends there: for that "
+            f"row {chosen}x is a lower bound on what the deep branch needs, not a budget at which it has converged.",
+        }[verdict]
+    )
+    if curves.empty:
+        return text
+    lines = []
+    for r in budget.budget_readings(curves, chosen).itertuples():
+        where = f"where its run ended ({r.at:.1f}x)" if r.short else f"ending at {r.at:g}x"
+        lines.append(f"- {r.variant}: {r.gain:+.1f} UA points over the doubling {where}: {r.reading}")
+    return text + "\n\n" + "\n".join(lines)
+
+
+def outer_budget_reading(table: pd.DataFrame) -> str:
+    """Chapter 8: the outer folds finished at the chosen budget (``table``:
+    :func:`eesr_lib.budget.outer_folds`), in words; no verdict until a pair has all its folds."""
+    from .plan import BUDGET_TAG, CHOSEN_MULTIPLE
+
+    if table.empty:
+        return (
+            f"No outer fold has finished at {CHOSEN_MULTIPLE}x yet: they are the budget run list's `{BUDGET_TAG}` "
+            f"rows, each about {CHOSEN_MULTIPLE} times a 40-epoch fold."
+        )
+    out = []
+    for variant, rows in table.groupby("variant", sort=False):
+        per_fold = ", ".join(
+            f"fold {r['fold']}: WA {r['WA today']:.1f} → {r['WA longer']:.1f}, "
+            f"UA {r['UA today']:.1f} → {r['UA longer']:.1f}"
+            for _, r in rows.iterrows()
+        )
+        out.append(
+            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {CHOSEN_MULTIPLE}x; "
+            f"mean change WA {rows['WA change'].mean():+.1f}, UA {rows['UA change'].mean():+.1f}): {per_fold}."
+        )
+    return (
+        "\n".join(out)
+        + "\n\nEach change is one training run against another on one test fold, within the training noise "
+        "until shown otherwise; the gaps, noise bands and verdicts of [chapter 4](04_results.ipynb) are "
+        "computed at this budget once both rows of a pair have all their folds."
     )
 
 

@@ -67,6 +67,29 @@ def test_the_chosen_budget_is_read_against_every_curve():
     )
     assert budget.chosen_budget_reading(flat_after_4x, 8) == budget.PLATEAU
     assert budget.chosen_budget_reading(pd.concat([flat_after_4x, rising]), 8) == budget.STILL_LEARNING
-    short = budget.curve_frame([_record(0, lambda e: 50.0, 200)], "c")
-    assert budget.chosen_budget_reading(short, 8) == budget.NOT_REACHED
+    # a curve that stopped short of 8x: it supports 8x only if it had already stopped gaining
+    short_flat = budget.curve_frame([_record(0, lambda e: 50.0, 200)], "c")
+    short_rising = budget.curve_frame([_record(0, lambda e: 40 + 10 * np.log2(e / 10), 200)], "d")
+    assert budget.chosen_budget_reading(short_flat, 8) == budget.PLATEAU
+    assert budget.chosen_budget_reading(pd.concat([short_flat, rising]), 8) == budget.STILL_LEARNING
+    assert budget.chosen_budget_reading(pd.concat([short_flat, short_rising]), 8) == budget.NOT_REACHED
+    assert budget.chosen_budget_reading(pd.concat([short_rising, rising]), 8) == budget.NOT_REACHED
     assert budget.chosen_budget_reading(pd.DataFrame(), 8) == budget.NOT_REACHED
+
+
+def test_outer_folds_set_each_longer_fold_beside_the_same_fold_at_todays_budget(tmp_path):
+    def write(tag, fold, wa, ua, epochs):
+        folder = tmp_path / "emodb" / "kfold5" / ("ae" + (f"@{tag}" if tag else ""))
+        folder.mkdir(parents=True, exist_ok=True)
+        rec = {"fold": fold, "metrics": {"wa": wa, "ua": ua}, "history": [{"epoch": epochs, "steps": 14 * epochs}]}
+        (folder / f"fold_{fold}.json").write_text(json.dumps(rec))
+
+    for k in range(3):
+        write(None, k, 70.0 + k, 60.0 + k, 40)
+    write("budget8x", 0, 75.0, 61.0, 320)
+    write("budget8x", 2, 70.0, 66.0, 320)
+    t = budget.outer_folds(tmp_path, "emodb", ["ae", "ae+ee"], "budget8x").set_index("fold")
+    assert list(t.index) == [0, 2]  # only the folds the longer run has finished; no error for ae+ee
+    assert t.loc[0, "WA change"] == pytest.approx(5.0) and t.loc[0, "UA change"] == pytest.approx(1.0)
+    assert t.loc[2, "WA change"] == pytest.approx(-2.0) and t.loc[2, "UA change"] == pytest.approx(4.0)
+    assert t.loc[2, "steps"] == 14 * 320
