@@ -35,7 +35,7 @@ EMODB_CODES = {
     "N": "neutral",
 }
 EMODB_LABELS = ("anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness")
-_EMODB_NAME = re.compile(r"^(\d{2})([a-b]\d{2})([A-Z])([a-z])\.wav$")
+_EMODB_NAME = re.compile(r"^(\d{2})([a-b]\d{2})([A-Z])([a-z])\.(wav|flac)$")
 
 RAVDESS_CODES = {
     "01": "neutral",
@@ -128,17 +128,24 @@ def _table(rows: list[dict], name: str, root: Path) -> pd.DataFrame:
 
 
 def load_emodb(root: str | Path) -> Corpus:
-    """EMODB: ``wav/SSTTTEV.wav``; speaker = SS, emotion = E (German initial)."""
+    """EMODB: ``wav/SSTTTEV.wav``; speaker = SS, emotion = E (German initial).
+
+    A ``.flac`` of the same name is read too: a lossless copy (the same samples) is how the corpus
+    travels to a rented GPU within its upload limit (scripts/device_kit.py).
+    """
     root = Path(root)
     wav_dir = root / "wav"
     if not wav_dir.is_dir():
         raise EESRError(f"EMODB folder {root} has no wav/ subfolder")
-    rows = []
-    for path in sorted(wav_dir.glob("*.wav")):
+    rows, seen = [], {}
+    for path in sorted([*wav_dir.glob("*.wav"), *wav_dir.glob("*.flac")]):
         m = _EMODB_NAME.match(path.name)
         if not m:
             raise EESRError(f"Not an EMODB file name (expected e.g. 03a01Fa.wav): {path}")
-        speaker, _text, code, _version = m.groups()
+        if path.stem in seen:
+            raise EESRError(f"EMODB utterance {path.stem} is there twice: {seen[path.stem]} and {path}; keep one")
+        seen[path.stem] = path
+        speaker, _text, code, _version, _ext = m.groups()
         if code not in EMODB_CODES:
             raise EESRError(f"Unknown EMODB emotion code '{code}' in {path}")
         rows.append({"id": path.stem, "path": str(path), "label": EMODB_CODES[code], "speaker": speaker})

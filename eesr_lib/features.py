@@ -174,6 +174,14 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()[:32]
 
 
+def cached_path(
+    path: str | Path, kind: FeatureKind, params: SpectrogramParams = SpectrogramParams(), root: Path | None = None
+) -> Path:
+    """Where :func:`extract` keeps (or finds) the features of one audio file: keyed by the file's
+    bytes and the parameters, under ``root`` (default :func:`cache_dir`)."""
+    return (root or cache_dir()) / _params_tag(kind, params) / f"{_file_digest(str(path))}.npy"
+
+
 def _compute(args: tuple[str, FeatureKind, SpectrogramParams, str]) -> str:
     """Worker: extract one file's features and write them atomically to ``target``."""
     path, kind, params, target = args
@@ -203,9 +211,8 @@ def extract(
     """
     if kind not in ("spectrogram", "is10"):
         raise EESRError(f"Unknown feature kind '{kind}': use 'spectrogram' or 'is10'")
-    folder = cache_dir() / _params_tag(kind, params)
-    folder.mkdir(parents=True, exist_ok=True)
-    targets = [str(folder / f"{_file_digest(p)}.npy") for p in paths]
+    (cache_dir() / _params_tag(kind, params)).mkdir(parents=True, exist_ok=True)
+    targets = [str(cached_path(p, kind, params)) for p in paths]
     todo = [(p, kind, params, t) for p, t in zip(paths, targets) if not os.path.exists(t)]
     if todo:
         n_jobs = n_jobs or min(len(todo), os.cpu_count() or 1)
