@@ -106,6 +106,13 @@ def pooled_intervals(records: list[dict], speakers: pd.Series | None, n_boot: in
     }
 
 
+def _split0_interval(split0: dict | None, speakers: pd.Series | None, n_boot: int) -> dict:
+    if split0 is None or n_boot <= 0 or not split0.get("predictions"):
+        return {"split0_UA_lo": np.nan, "split0_UA_hi": np.nan}
+    iv = pooled_intervals([split0], speakers, n_boot)
+    return {"split0_UA_lo": iv["UA_lo"], "split0_UA_hi": iv["UA_hi"]}
+
+
 def format_summary(df: pd.DataFrame) -> str:
     if df.empty:
         return "No results found."
@@ -158,9 +165,18 @@ def plateau_ua(history: list[dict], epochs: tuple[int, int] = PLATEAU_EPOCHS) ->
     return float(np.mean(vals)) if len(vals) == epochs[1] - epochs[0] + 1 else None
 
 
-def experiment_log(results_dir: str | Path = RESULTS_DIR, dataset: str | None = None) -> pd.DataFrame:
+def experiment_log(
+    results_dir: str | Path = RESULTS_DIR,
+    dataset: str | None = None,
+    speakers: pd.Series | None = None,
+    n_boot: int = 0,
+) -> pd.DataFrame:
     """Every configuration tried: what changed, its inner-validation UA, and (once run) the
-    outer test result of the same configuration. Negative results stay in."""
+    outer test result of the same configuration. Negative results stay in.
+
+    With ``n_boot`` > 0, split 0's UA gets a 95 % interval (``split0_UA_lo`` / ``_hi``) from resampling
+    its speakers (``speakers``: utterance id -> speaker; :func:`pooled_intervals`): two configurations
+    whose intervals overlap widely were not told apart by one validation split of this size."""
     df = summary(results_dir)
     if df.empty:
         return df
@@ -192,6 +208,7 @@ def experiment_log(results_dir: str | Path = RESULTS_DIR, dataset: str | None = 
                 # split 0 (the inner split of outer fold 0) is the one every configuration was run on
                 "split0_UA": split0["metrics"]["ua"] if split0 else None,
                 "split0_UA_ep16_20": plateau_ua(split0.get("history", [])) if split0 else None,
+                **_split0_interval(split0, speakers, n_boot),
                 "test_UA": None if test is None else test.UA_mean,
                 "test_WA": None if test is None else test.WA_mean,
                 "test_folds": None if test is None else test.folds,

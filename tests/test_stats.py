@@ -143,3 +143,16 @@ def test_report_prints_intervals_and_macro_f1(tmp_path):
     assert "macro-F1 [95 %]" in format_summary(df)
     assert summary(tmp_path, n_boot=200).iloc[0].resampled == "utterances"  # no speaker map: utterances
     assert "UA_lo" not in summary(tmp_path)  # the book's tables: no intervals unless asked
+
+
+def test_the_experiment_log_gives_each_configuration_an_interval_on_split_0(emodb):
+    from eesr_lib.report import experiment_log
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    speakers = emodb.table.set_index("id")["speaker"]
+    log = experiment_log(results, "emodb", speakers=speakers, n_boot=200)
+    if log.empty:
+        pytest.skip("no committed selection runs")
+    done = log.dropna(subset=["split0_UA"])
+    assert (done.split0_UA_lo <= done.split0_UA).all() and (done.split0_UA <= done.split0_UA_hi).all()
+    assert (done.split0_UA_hi - done.split0_UA_lo > 1).all()  # a ~90-utterance split: never a point
