@@ -206,6 +206,51 @@ def budget_numbers(results_dir: str | Path, emodb: Corpus) -> dict[str, str]:
     }
 
 
+def curve_numbers(results_dir: str | Path) -> dict[str, str]:
+    """What the learning curves (chapter 8) say, in the introduction's words: the proposed model's
+    curve, the spectrogram-only rows' from today's budget to the chosen one, and how many outer folds
+    at the chosen budget have run."""
+    from . import budget
+
+    curves = budget.load_curves(results_dir, "emodb", [PROPOSED, "ae-os", "ae-os+ee+in"])
+    rows = budget.curve_summary(curves).set_index("variant") if not curves.empty else None
+
+    def row(variant: str):
+        if rows is None or variant not in rows.index:
+            raise KeyError(variant)  # no curve of it yet: the sentence reads "(not run)"
+        return rows.loc[variant]
+
+    chosen = plan.CHOSEN_MULTIPLE
+
+    def fused() -> str:
+        r = row(PROPOSED)
+        best = max(m for m in (2, 4, 8, 16) if not np.isnan(r[f"val_UA_{m}x"]))
+        numbers = (
+            f"validation UA {r.val_UA_1x:.1f} at today's budget, {r[f'val_UA_{best}x']:.1f} at {best}x, and "
+            f"{signed(r.last_doubling_gain)} over the last doubling of its {r.reached_x:.1f}x run"
+        )
+        if r.plateau:
+            return f"flat ({numbers}): on that split, more steps do not move the fused model"
+        return f"still rising ({numbers}): the fused model, too, may gain from more steps"
+
+    def deep() -> str:
+        def one(v: str) -> str:
+            return f"{paper.VARIANT_NAMES[v]} from {row(v)['val_UA_1x']:.1f} to {row(v)[f'val_UA_{chosen}x']:.1f}"
+
+        return " and ".join(one(v) for v in ("ae-os", "ae-os+ee+in"))
+
+    def outer() -> str:
+        done = sum(len(load_folds(results_dir, "emodb", "kfold5", f"{v}@{plan.BUDGET_TAG}")) for v in plan.DECISIVE)
+        return f"{done} of {5 * len(plan.DECISIVE)}"
+
+    return {
+        "fused_curve": _guard(fused),
+        "deep_curves": _guard(deep),
+        "chosen_multiple": f"{chosen}",
+        "budget_outer_folds": _guard(outer),
+    }
+
+
 def flaw_numbers(results_dir: str | Path) -> dict[str, str]:
     """Chapter 8's demonstrations in the introduction's words."""
     from .demonstrations import choice_table, load
@@ -261,4 +306,4 @@ def page_numbers(results_dir: str | Path = "results", data_root: str | Path | No
         out |= nemo_numbers(results_dir, load_corpus("nemo", data_root))
     except EESRError:  # no nEMO here
         out |= dict.fromkeys(NEMO_KEYS, MISSING)
-    return out | flaw_numbers(results_dir) | constant_numbers()
+    return out | curve_numbers(results_dir) | flaw_numbers(results_dir) | constant_numbers()

@@ -77,3 +77,19 @@ def test_budget_numbers_read_the_committed_histories(data_root, tmp_path):
     assert budget_numbers(tmp_path, emodb)["fused_fit_epoch"] == MISSING
     # the inner validation split of outer fold 0: 86 utterances, one of them worth 100/86 UA points
     assert (values["validation_utterances"], values["ua_points_per_utterance"]) == ("86", "1.2")
+
+
+def test_curve_numbers_read_the_committed_learning_curves(tmp_path):
+    from eesr_lib import plan
+    from eesr_lib.findings import MISSING, curve_numbers
+
+    values = curve_numbers(ROOT / "results")
+    if values["fused_curve"] == MISSING:
+        pytest.skip("no committed learning curve of the proposed model")
+    assert values["fused_curve"].count(" at ") == 2 and "over the last doubling" in values["fused_curve"]
+    assert values["fused_curve"].startswith(("flat (", "still rising ("))
+    assert values["deep_curves"].startswith("AE-OS from ") and "AE-OS,+EE,IN from " in values["deep_curves"]
+    done, total = values["budget_outer_folds"].split(" of ")
+    assert 0 <= int(done) <= int(total) == 5 * len(plan.DECISIVE)
+    empty = curve_numbers(tmp_path)
+    assert empty["fused_curve"] == empty["deep_curves"] == MISSING and empty["budget_outer_folds"] == f"0 of {total}"
