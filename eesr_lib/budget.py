@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .results import fold_records, run_dir
+from .results import SCORE_KEYS, fold_records, run_dir
 
 TODAY_EPOCHS = 40  # today's budget: 40 epochs x 1 random crop per training utterance
 # A curve "gains nothing over the last doubling" when the validation UA of its last quarter of
 # steps beats that of the quarter ending at half the steps by less than this (UA points). One
 # inner validation split of EMODB holds ~86 utterances: one utterance is ~1.2 points of UA.
 NO_GAIN_UA = 1.0
+# :func:`outer_folds`' column: a longer run's own test UA after today's epochs (the curves' premise check)
+AT_TODAY = f"UA at epoch {TODAY_EPOCHS} (longer run)"
 
 
 def load_curve_records(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str) -> list[dict]:
@@ -121,7 +123,12 @@ def outer_folds(
     """The outer folds finished at a longer budget (runs tagged ``tag``) beside the same fold of the
     paper-budget run (untagged: 40 epochs, the same seed and folds), one row per fold: WA and UA at each
     budget and what the longer one changed. Folds of the longer run only; those it has not reached yet
-    are absent, so the table grows as folds land."""
+    are absent, so the table grows as folds land.
+
+    :data:`AT_TODAY`: the longer run's own test score after epoch :data:`TODAY_EPOCHS`, from
+    the curve it records for the test-fold-selection demonstration (NaN without one). It is read at a fixed
+    epoch, never chosen, to check the premise of the learning curves: with a constant learning rate, a long
+    run passes through the model a short run ends with, so it should equal ``UA today``."""
     rows = []
     for v in variants:
         longer = fold_records(run_dir(results_dir, dataset, protocol, v, tag))
@@ -135,6 +142,8 @@ def outer_folds(
                 row[f"{m.upper()} today"] = base["metrics"][m] if base else np.nan
                 row[f"{m.upper()} longer"] = rec["metrics"][m]
                 row[f"{m.upper()} change"] = row[f"{m.upper()} longer"] - row[f"{m.upper()} today"]
+            at_today = next((h for h in rec["history"] if h["epoch"] == TODAY_EPOCHS), {})
+            row[AT_TODAY] = at_today.get(SCORE_KEYS["test"]["ua"], np.nan)
             rows.append(row)
     return pd.DataFrame(rows)
 

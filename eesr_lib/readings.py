@@ -359,12 +359,12 @@ def budget_reading(curves: pd.DataFrame) -> str:
 def outer_budget_reading(table: pd.DataFrame) -> str:
     """Chapter 8: the outer folds finished at the chosen budget (``table``:
     :func:`eesr_lib.budget.outer_folds`), in words; no verdict until a pair has all its folds."""
-    from .plan import BUDGET_TAG, CHOSEN_MULTIPLE
+    from .plan import BUDGET_TAG, CHOSEN_MULTIPLE, PAPER_EPOCHS
 
     if table.empty:
         return (
             f"No outer fold has finished at {CHOSEN_MULTIPLE}x yet: they are the budget run list's `{BUDGET_TAG}` "
-            f"rows, each about {CHOSEN_MULTIPLE} times a 40-epoch fold."
+            f"rows, each about {CHOSEN_MULTIPLE} times a {PAPER_EPOCHS}-epoch fold."
         )
     out = []
     for variant, rows in table.groupby("variant", sort=False):
@@ -379,9 +379,33 @@ def outer_budget_reading(table: pd.DataFrame) -> str:
         )
     return (
         "\n".join(out)
-        + "\n\nEach change is one training run against another on one test fold, within the training noise "
-        "until shown otherwise; the gaps, noise bands and verdicts of [chapter 4](04_results.ipynb) are "
-        "computed at this budget once both rows of a pair have all their folds."
+        + _premise_check(table)
+        + (
+            "\n\nEach change is one training run against another on one test fold, within the training noise "
+            "until shown otherwise; the gaps, noise bands and verdicts of [chapter 4](04_results.ipynb) are "
+            "computed at this budget once both rows of a pair have all their folds."
+        )
+    )
+
+
+def _premise_check(table: pd.DataFrame) -> str:
+    """Whether each longer run passed through the 40-epoch run's model (:data:`eesr_lib.budget.AT_TODAY`)."""
+    from .budget import AT_TODAY, TODAY_EPOCHS
+
+    known = table[table[AT_TODAY].notna()] if AT_TODAY in table else table.iloc[:0]
+    if known.empty:
+        return ""
+    off = known[(known[AT_TODAY] - known["UA today"]).abs() >= 0.05]
+    if off.empty:
+        return (
+            f"\n\nIn every fold the longer run's own test UA after epoch {TODAY_EPOCHS} equals the "
+            f"{TODAY_EPOCHS}-epoch run's final UA: it passed through today's model, as the learning curves assume "
+            "(a constant learning rate)."
+        )
+    folds = ", ".join(f"{r.variant} fold {r.fold}" for r in off.itertuples())
+    return (
+        f"\n\nIn {folds} the longer run's test UA after epoch {TODAY_EPOCHS} differs from the {TODAY_EPOCHS}-epoch "
+        "run's final UA: it did not pass through today's model, and the learning curves' premise fails there."
     )
 
 

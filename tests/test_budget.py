@@ -81,7 +81,11 @@ def test_outer_folds_set_each_longer_fold_beside_the_same_fold_at_todays_budget(
     def write(tag, fold, wa, ua, epochs):
         folder = tmp_path / "emodb" / "kfold5" / ("ae" + (f"@{tag}" if tag else ""))
         folder.mkdir(parents=True, exist_ok=True)
-        rec = {"fold": fold, "metrics": {"wa": wa, "ua": ua}, "history": [{"epoch": epochs, "steps": 14 * epochs}]}
+        hist = [
+            {"epoch": e, "steps": 14 * e, "test_ua_not_for_selection": ua - (epochs - e) / 100}
+            for e in range(1, epochs + 1)
+        ]
+        rec = {"fold": fold, "metrics": {"wa": wa, "ua": ua}, "history": hist}
         (folder / f"fold_{fold}.json").write_text(json.dumps(rec))
 
     for k in range(3):
@@ -93,3 +97,21 @@ def test_outer_folds_set_each_longer_fold_beside_the_same_fold_at_todays_budget(
     assert t.loc[0, "WA change"] == pytest.approx(5.0) and t.loc[0, "UA change"] == pytest.approx(1.0)
     assert t.loc[2, "WA change"] == pytest.approx(-2.0) and t.loc[2, "UA change"] == pytest.approx(4.0)
     assert t.loc[2, "steps"] == 14 * 320
+    # the longer run's own test score at epoch 40, read at that fixed epoch: here 66.0 - 280/100
+    assert t.loc[2, "UA at epoch 40 (longer run)"] == pytest.approx(63.2)
+
+
+def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_model():
+    import pandas as pd
+
+    from eesr_lib import readings
+
+    row = {"variant": "ae", "fold": 0, "WA today": 70.0, "WA longer": 75.0, "WA change": 5.0}
+    row |= {"UA today": 60.0, "UA longer": 61.0, "UA change": 1.0, budget.AT_TODAY: 60.0}
+    same = readings.outer_budget_reading(pd.DataFrame([row]))
+    assert "UA 60.0 → 61.0" in same and "passed through today's model" in same
+    moved = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: 58.0}]))
+    assert "In ae fold 0" in moved and "premise fails" in moved
+    unknown = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: float("nan")}]))
+    assert "premise" not in unknown and "passed through" not in unknown
+    assert "No outer fold has finished" in readings.outer_budget_reading(pd.DataFrame())
