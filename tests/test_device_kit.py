@@ -99,3 +99,27 @@ def test_device_packs_finished_folds_and_land_never_overwrites_one(kit_module, t
     kit_module.main(["land", str(out / "results.tgz"), "--results", str(results)])
     assert json.loads((here / "fold_0.json").read_text()) == {"from": "device"}
     assert json.loads((here / "fold_1.json").read_text()) == {"from": "here"}
+
+
+def test_device_trains_each_listed_run_with_its_folds_stacked_and_packs_them(
+    kit_module, mini_manifest, tmp_path, monkeypatch
+):
+    """The device's own path, on the CPU: runs.json's folds trained in a worker process (one epoch of the
+    35-utterance subset), packed with the fold files the runner writes."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # the spawned worker imports the script by name
+    monkeypatch.setitem(__import__("sys").modules, "device_kit", kit_module)
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    run = {"dataset": str(mini_manifest), "protocol": "kfold5", "variant": "ae+ee+in", "tag": plan.BUDGET_TAG}
+    run |= {"overrides": {"epochs": 1}, "selection": False, "folds_to_run": [0, 2], "curve_every": 1}
+    run |= {"test_curve": True, "seed": 0}
+    (kit / "runs.json").write_text(json.dumps([run]))
+    out = tmp_path / "out"
+    out.mkdir()
+    kit_module.main(["--kit", str(kit), "device", "--device", "cpu", "--parallel", "1", "--out", str(out)])
+    folder = f"emodb_mini/kfold5/ae+ee+in@{plan.BUDGET_TAG}"
+    with tarfile.open(out / "results.tgz") as tar:
+        names = sorted(tar.getnames())
+        record = json.loads(tar.extractfile(f"{folder}/fold_2.json").read())
+    assert names == [f"{folder}/fold_{k}.{ext}" for k in (0, 2) for ext in ("json", "npz")]
+    assert record["provenance"]["stacked_with_folds"] == [0, 2] and record["history"][-1]["epoch"] == 1
