@@ -20,6 +20,7 @@ import pandas as pd
 from . import paper
 from .corpora import Corpus
 from .flaws import TEST_CURVE_KEYS, choose_on_test, curves_from_histories
+from .plan import BUDGET_TAG, CHOSEN_MULTIPLE, PAPER_EPOCHS, PROPOSED
 from .protocols import folds
 from .report import load_folds
 from .results import flaws_dir
@@ -80,12 +81,16 @@ def choice_reading(choose: pd.DataFrame) -> str:
 
 
 def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0, seeds: int = 3) -> pd.DataFrame:
-    """(a) on the proposed network: its per-epoch test curves (``ae+ee+in@test-curve-s<k>``, recorded by
-    the budget runs and read only here) through :func:`eesr_lib.flaws.choose_on_test`; empty until they ran."""
+    """(a) on the proposed network: its per-epoch test curves through :func:`eesr_lib.flaws.choose_on_test`,
+    recorded by the budget runs and read only here: at the paper's 40 epochs (``ae+ee+in@test-curve-s<k>``,
+    ``seeds`` training seeds, 5- and 10-fold) and at the chosen budget (``ae+ee+in@<plan.BUDGET_TAG>``, one
+    seed). A row appears once every fold of at least one seed has run; empty until then."""
     rows = []
-    for proto in ("kfold5", "kfold10"):
+    wanted = [(p, f"{PAPER_EPOCHS} epochs", [f"test-curve-s{s}" for s in range(seeds)]) for p in ("kfold5", "kfold10")]
+    wanted.append(("kfold5", f"{CHOSEN_MULTIPLE}x ({CHOSEN_MULTIPLE * PAPER_EPOCHS} epochs)", [BUDGET_TAG]))
+    for proto, budget, tags in wanted:
         n_folds = len(folds(corpus, proto, seed))
-        runs = [load_folds(results_dir, corpus.name, proto, f"ae+ee+in@test-curve-s{s}") for s in range(seeds)]
+        runs = [load_folds(results_dir, corpus.name, proto, f"{PROPOSED}@{tag}") for tag in tags]
         runs = [sorted(r, key=lambda x: x["fold"]) for r in runs if len(r) == n_folds]
         if not runs:
             continue
@@ -94,6 +99,7 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
         rows.append(
             {
                 "protocol": proto,
+                "budget": budget,
                 "seeds": len(runs),
                 "last epoch (honest)": chosen["final_epoch"]["mean"],
                 "best epoch per fold": chosen["best_epoch_per_fold"]["mean"],
@@ -101,7 +107,7 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
                 "paper (Table 14)": paper.EMODB_WA[proto],
             }
         )
-    return pd.DataFrame(rows).set_index("protocol") if rows else pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["protocol", "budget"]) if rows else pd.DataFrame()
 
 
 def crop_split_markdown(b: dict) -> str:

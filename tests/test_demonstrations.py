@@ -61,3 +61,36 @@ def test_curves_reading_words_plateau_and_learning():
         and "**still learning**" in text[0]
     )
     assert "50.0 at 4x" in text[0] and "81.2 at 16x" in text[1] and "**no gain from more steps**" in text[1]
+
+
+def test_network_choice_table_reads_complete_seeds_at_each_budget(emodb, tmp_path):
+    """(a) on the network from made-up test curves: a seed counts once all its folds ran; the chosen
+    budget gets its own row; the honest column is the last epoch, the chosen ones the best epochs."""
+    import json
+
+    from eesr_lib import plan
+    from eesr_lib.protocols import folds
+
+    sizes = [len(test) for _, test in folds(emodb, "kfold5", 0)]
+
+    def write(tag: str, fold_ids, epochs: int, last: float, peak: float):
+        folder = tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@{tag}"
+        folder.mkdir(parents=True)
+        for k in fold_ids:
+            hist = [{"epoch": e, "test_wa_not_for_selection": last} for e in range(1, epochs + 1)]
+            hist[epochs // 2]["test_wa_not_for_selection"] = peak  # a better epoch midway, seen only on the test fold
+            rec = {"fold": k, "history": hist, "metrics": {"n": sizes[k]}}
+            (folder / f"fold_{k}.json").write_text(json.dumps(rec))
+
+    assert demonstrations.network_choice_table(emodb, tmp_path).empty
+    write("test-curve-s0", range(5), 4, 80.0, 84.0)
+    write("test-curve-s1", range(4), 4, 90.0, 95.0)  # a fold short: not a seed yet
+    write(plan.BUDGET_TAG, range(5), 6, 82.0, 83.0)
+    t = demonstrations.network_choice_table(emodb, tmp_path)
+    paper_budget, chosen = t.index
+    assert paper_budget == ("kfold5", "40 epochs") and chosen[0] == "kfold5" and chosen[1].startswith("8x")
+    assert t.loc[paper_budget, "seeds"] == 1
+    assert t.loc[paper_budget, "last epoch (honest)"] == pytest.approx(80.0)
+    assert t.loc[paper_budget, "best epoch per fold"] == pytest.approx(84.0)
+    assert t.loc[chosen, "last epoch (honest)"] == pytest.approx(82.0)
+    assert t.loc[chosen, "best seed and epoch per fold"] == pytest.approx(83.0)
