@@ -125,10 +125,14 @@ def outer_folds(
     budget and what the longer one changed. Folds of the longer run only; those it has not reached yet
     are absent, so the table grows as folds land.
 
-    :data:`AT_TODAY`: the longer run's own test score after epoch :data:`TODAY_EPOCHS`, from
-    the curve it records for the test-fold-selection demonstration (NaN without one). It is read at a fixed
-    epoch, never chosen, to check the premise of the learning curves: with a constant learning rate, a long
-    run passes through the model a short run ends with, so it should equal ``UA today``."""
+    :data:`AT_TODAY`: the longer run's own test score after epoch :data:`TODAY_EPOCHS`, from the curve it
+    records for the test-fold-selection demonstration (NaN without one), read at that fixed epoch, never
+    chosen. Two uses. With a constant learning rate a long run passes through the model a short run ends
+    with, so where both runs did the same arithmetic (``same arithmetic``: device, CPU threads and
+    processor; the order of floating-point sums depends on them) it must equal ``UA today``: a check of
+    the learning curves' premise. Where the arithmetic differs, the two runs part from the first step and
+    are two draws of training noise; the longer run's own gain from epoch 40 (``UA gain in run``) is then
+    what the extra steps bought without a second run's noise."""
     rows = []
     for v in variants:
         longer = fold_records(run_dir(results_dir, dataset, protocol, v, tag))
@@ -144,8 +148,16 @@ def outer_folds(
                 row[f"{m.upper()} change"] = row[f"{m.upper()} longer"] - row[f"{m.upper()} today"]
             at_today = next((h for h in rec["history"] if h["epoch"] == TODAY_EPOCHS), {})
             row[AT_TODAY] = at_today.get(SCORE_KEYS["test"]["ua"], np.nan)
+            row["UA gain in run"] = row["UA longer"] - row[AT_TODAY]
+            row["same arithmetic"] = bool(base) and _arithmetic(base) == _arithmetic(rec)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _arithmetic(record: dict) -> tuple:
+    """What fixes the order of a run's floating-point sums: device, CPU threads, processor."""
+    hw = record.get("provenance", {}).get("hardware", {})
+    return hw.get("device"), hw.get("torch_threads"), hw.get("processor")
 
 
 # Verdicts of :func:`chosen_budget_reading`.

@@ -78,7 +78,7 @@ def test_the_chosen_budget_is_read_against_every_curve():
 
 
 def test_outer_folds_set_each_longer_fold_beside_the_same_fold_at_todays_budget(tmp_path):
-    def write(tag, fold, wa, ua, epochs):
+    def write(tag, fold, wa, ua, epochs, threads=1):
         folder = tmp_path / "emodb" / "kfold5" / ("ae" + (f"@{tag}" if tag else ""))
         folder.mkdir(parents=True, exist_ok=True)
         hist = [
@@ -86,19 +86,23 @@ def test_outer_folds_set_each_longer_fold_beside_the_same_fold_at_todays_budget(
             for e in range(1, epochs + 1)
         ]
         rec = {"fold": fold, "metrics": {"wa": wa, "ua": ua}, "history": hist}
+        rec["provenance"] = {"hardware": {"device": "cpu", "torch_threads": threads}, "wall_time_s": 3600.0}
         (folder / f"fold_{fold}.json").write_text(json.dumps(rec))
 
     for k in range(3):
         write(None, k, 70.0 + k, 60.0 + k, 40)
     write("budget8x", 0, 75.0, 61.0, 320)
-    write("budget8x", 2, 70.0, 66.0, 320)
+    write("budget8x", 2, 70.0, 66.0, 320, threads=2)
     t = budget.outer_folds(tmp_path, "emodb", ["ae", "ae+ee"], "budget8x").set_index("fold")
     assert list(t.index) == [0, 2]  # only the folds the longer run has finished; no error for ae+ee
     assert t.loc[0, "WA change"] == pytest.approx(5.0) and t.loc[0, "UA change"] == pytest.approx(1.0)
     assert t.loc[2, "WA change"] == pytest.approx(-2.0) and t.loc[2, "UA change"] == pytest.approx(4.0)
     assert t.loc[2, "steps"] == 14 * 320
     # the longer run's own test score at epoch 40, read at that fixed epoch: here 66.0 - 280/100
-    assert t.loc[2, "UA at epoch 40 (longer run)"] == pytest.approx(63.2)
+    assert t.loc[2, budget.AT_TODAY] == pytest.approx(63.2) and t.loc[2, "UA gain in run"] == pytest.approx(2.8)
+    # fold 2's longer run used two threads: another order of sums, so the two runs part from the first step
+    assert bool(t.loc[0, "same arithmetic"]) and not bool(t.loc[2, "same arithmetic"])
+    assert t.loc[0, "hours"] == pytest.approx(1.0)
 
 
 def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_model():
@@ -108,10 +112,16 @@ def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_m
 
     row = {"variant": "ae", "fold": 0, "WA today": 70.0, "WA longer": 75.0, "WA change": 5.0}
     row |= {"UA today": 60.0, "UA longer": 61.0, "UA change": 1.0, budget.AT_TODAY: 60.0}
+    row |= {"UA gain in run": 1.0, "same arithmetic": True}
     same = readings.outer_budget_reading(pd.DataFrame([row]))
     assert "UA 60.0 → 61.0" in same and "passed through today's model" in same
-    moved = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: 58.0}]))
+    moved = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: 58.0, "UA gain in run": 3.0}]))
     assert "In ae fold 0" in moved and "premise fails" in moved
+    # other threads or another device: the runs part from the first step; the gain is read within the run
+    other = readings.outer_budget_reading(
+        pd.DataFrame([row | {budget.AT_TODAY: 58.0, "UA gain in run": 3.0, "same arithmetic": False}])
+    )
+    assert "premise" not in other and "UA 60.0 against 58.0 after epoch 40, then 61.0 (+3.0 within the run)" in other
     unknown = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: float("nan")}]))
-    assert "premise" not in unknown and "passed through" not in unknown
+    assert "premise" not in unknown and "passed through" not in unknown and "within the run" not in unknown
     assert "No outer fold has finished" in readings.outer_budget_reading(pd.DataFrame())
