@@ -239,12 +239,24 @@ def curve_numbers(results_dir: str | Path) -> dict[str, str]:
 
         return " and ".join(one(v) for v in ("ae-os", "ae-os+ee+in"))
 
+    def fused_outer() -> str:
+        t = budget.outer_folds(results_dir, "emodb", [PROPOSED], plan.BUDGET_TAG)
+        if t.empty:
+            raise KeyError(PROPOSED)  # no outer fold at the chosen budget yet: "(not run)"
+        # the gain within each run (from its own epoch 40) where the 40-epoch run did other arithmetic
+        gain = t["UA change"].where(t["same arithmetic"], t["UA gain in run"])
+        n = len(t)
+        return f"{n} of 5 folds so far, UA {_range(list(gain), '+.1f')} over the extra steps" + (
+            " (one fold: the five together decide)" if n == 1 else ""
+        )
+
     def outer() -> str:
         done = sum(len(load_folds(results_dir, "emodb", "kfold5", f"{v}@{plan.BUDGET_TAG}")) for v in plan.DECISIVE)
         return f"{done} of {5 * len(plan.DECISIVE)}"
 
     return {
         "fused_curve": _guard(fused),
+        "fused_outer": _guard(fused_outer),
         "deep_curves": _guard(deep),
         "chosen_multiple": f"{chosen}",
         "budget_outer_folds": _guard(outer),

@@ -91,5 +91,9 @@ def test_curve_numbers_read_the_committed_learning_curves(tmp_path):
     assert values["deep_curves"].startswith("AE-OS from ") and "AE-OS,+EE,IN from " in values["deep_curves"]
     done, total = values["budget_outer_folds"].split(" of ")
     assert 0 <= int(done) <= int(total) == 5 * len(plan.DECISIVE)
+    assert values["fused_outer"] == MISSING or " of 5 folds so far, UA " in values["fused_outer"]
     empty = curve_numbers(tmp_path)
-    assert empty["fused_curve"] == empty["deep_curves"] == MISSING and empty["budget_outer_folds"] == f"0 of {total}"
+    assert (
+        empty["fused_curve"] == empty["deep_curves"] == empty["fused_outer"] == MISSING
+        and empty["budget_outer_folds"] == f"0 of {total}"
+    )
