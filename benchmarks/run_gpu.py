@@ -1,4 +1,4 @@
-"""GPU benchmark of issue 4: throughput, achieved TFLOP/s, one full 40-epoch EMODB fold, 5-fold projection.
+"""GPU benchmark (issues 4 and 18): throughput, achieved TFLOP/s, CUDA graphs, one full EMODB fold, stacked folds.
 
     .venv/bin/python benchmarks/run_gpu.py                      # on a CUDA machine (EMODB features cached or computed)
     .venv/bin/python benchmarks/run_gpu.py --peak-tflops 989    # peak dense bf16 TFLOP/s, if not looked up by name
@@ -17,6 +17,14 @@ gather, no host transfer per batch). Measured:
 - ``fold_minutes_40_epochs``: wall time of ``train_fold`` (40 epochs) on EMODB 5-fold fold 0
   plus ``predict_utterances`` on its test fold, measured, not extrapolated; with its WA/UA.
 - ``kfold5_minutes_projected``: 5 x the fold time (the folds have the same size within one utterance).
+- CUDA graphs (:mod:`eesr_lib.graphed`, issue 18; skipped with ``--no-graphs``): ``train_samples_per_s_graphed``
+  (the whole step replayed from one graph, interleaved with the eager rounds above),
+  ``graphs_speedup_vs_eager``, ``mfu_graphed``; ``graphs_loss_*``: the eager and graphed steps from one
+  initialization on the same batches, running means of the loss compared (do the curves overlay?);
+  ``score_windows_per_s_*``: scoring eager vs :class:`~eesr_lib.graphed.GraphedScorer`; and the full fold
+  again with graphs (``*_graphed``). A failure of the graph path is recorded (``graphs_error``) and the rest
+  is measured anyway. With ``--device cpu --smoke`` the graph bookkeeping runs with a replay that reruns the
+  step (:class:`~eesr_lib.graphed.RerunGraphs`).
 - Stacked folds (``eesr run --stack-folds``, :mod:`eesr_lib.batched`; benchmarks/stacked.py):
   ``alone_samples_per_s`` (folds trained one after the other in this one process) against
   ``stacked<F>_samples_per_s`` for each F of ``--stack`` (F folds' weights stacked, one vmapped
@@ -43,11 +51,13 @@ from eesr_lib.batched import train_folds
 from eesr_lib.corpora import load_corpus
 from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
+from eesr_lib.graphed import WARMUP_STEPS, GraphedScorer, GraphedTrainStep, RerunGraphs, capturable_adam
 from eesr_lib.metrics import classification_metrics
 from eesr_lib.model import EESR, ModelConfig
 from eesr_lib.protocols import folds
 from eesr_lib.train import (
     TrainConfig,
+    autocast,
     predict_utterances,
     resolved_precision,
     standardize_is10,
@@ -92,13 +102,24 @@ def lookup_peak(device: torch.device) -> float | None:
 
 
 class Stepper:
-    """Model + optimizer + a crop stream from a CropBank on ``device``; ``run(n)`` times n training steps."""
+    """Model + optimizer + a crop stream from a CropBank on ``device``; ``run(n)`` times n training steps.
 
-    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, bank: CropBank, y, is10, device, seed=0):
+    ``graphs``: the steps replay a CUDA graph (:class:`eesr_lib.graphed.GraphedTrainStep`, capturable Adam)
+    instead of today's eager ``train_step``; the statistics stay on the GPU instead of being read each step."""
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, bank: CropBank, y, is10, device, seed=0, graphs=False):
         torch.manual_seed(seed)
         self.cfg, self.device = cfg, device
         self.model = EESR(model_cfg).to(device).train()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        if graphs and device.type == "cuda":
+            self.opt = capturable_adam(self.model, cfg, device)
+            self.graphed = GraphedTrainStep(self.model, self.opt, cfg, device)
+        elif graphs:  # --device cpu --smoke: the bookkeeping with a replay that reruns the step
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+            self.graphed = GraphedTrainStep(self.model, self.opt, cfg, device, backend=RerunGraphs())
+        else:
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+            self.graphed = None
         self.gen = torch.Generator().manual_seed(seed)
         self.bank, self.y, self.is10 = bank, y, is10
 
@@ -106,13 +127,76 @@ class Stepper:
         idx = torch.randint(0, len(self.bank), (self.cfg.batch_size,), generator=self.gen).to(self.device)
         return self.bank.random_crops(idx, self.gen), self.y[idx], self.is10[idx]
 
+    def step(self):
+        """One step; (L_AE, L_EC, #correct) as numbers (eager) or as a tensor still on the GPU (graphed)."""
+        if self.graphed is not None:
+            return self.graphed(*self.batch())
+        return train_step(self.model, self.opt, *self.batch(), self.cfg, self.device)
+
     def run(self, n: int) -> float:
         sync(self.device)
         t0 = time.perf_counter()
         for _ in range(n):
-            train_step(self.model, self.opt, *self.batch(), self.cfg, self.device)
+            self.step()
         sync(self.device)
         return time.perf_counter() - t0
+
+
+def graph_overlay(cfg: TrainConfig, model_cfg: ModelConfig, bank, y, is10, device, steps: int) -> dict:
+    """The same initialization and batches through the eager and the graphed step: do the loss curves overlay?
+    (Dropout draws differ in order between the two, so they agree in distribution, not digit for digit.)"""
+    curves = {}
+    for graphs in (False, True):
+        stepper = Stepper(cfg, model_cfg, bank, y, is10, device, seed=0, graphs=graphs)
+        torch.manual_seed(1)
+        stats = [stepper.step() for _ in range(steps)]
+        curves[graphs] = [float(s[0]) + cfg.lam * float(s[1]) for s in stats]
+    eager, graphed = curves[False], curves[True]
+    window = max(1, steps // 10)  # single steps are noisy; compare running means over a tenth of the steps
+    mean = lambda c, i: statistics.fmean(c[max(0, i - window + 1) : i + 1])  # noqa: E731
+    return {
+        "graphs_overlay_steps": steps,
+        "graphs_loss_first_step_rel_diff": round(abs(graphed[0] - eager[0]) / eager[0], 5),
+        "graphs_loss_running_mean_max_rel_diff": round(
+            max(abs(mean(graphed, i) - mean(eager, i)) / mean(eager, i) for i in range(steps)), 4
+        ),
+        "graphs_loss_last_eager": round(mean(eager, steps - 1), 4),
+        "graphs_loss_last_graphed": round(mean(graphed, steps - 1), 4),
+    }
+
+
+def scoring_rates(
+    model_cfg: ModelConfig, cfg: TrainConfig, bank: CropBank, is10, device, rounds: int, reps: int = 50
+) -> dict:
+    """Windows scored per second, eager ``model.classify`` against :class:`eesr_lib.graphed.GraphedScorer`."""
+    torch.manual_seed(0)
+    model = EESR(model_cfg).to(device).eval()
+    scorer = GraphedScorer(model, cfg, device, backend=None if device.type == "cuda" else RerunGraphs())
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, len(bank), (cfg.eval_batch_size,), generator=gen).to(device)
+    x, rows = bank.random_crops(idx, gen), is10[idx]
+
+    def eager(x, rows):
+        with torch.no_grad(), autocast(device, cfg.precision):
+            return model.classify(x, rows)
+
+    rates: dict[str, list[float]] = {"eager": [], "graphed": []}
+    for fn in (eager, scorer):  # warm-up (and the capture)
+        for _ in range(5):
+            fn(x, rows)
+    for r in range(rounds):
+        for name, fn in (
+            (("eager", eager), ("graphed", scorer)) if r % 2 == 0 else (("graphed", scorer), ("eager", eager))
+        ):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn(x, rows)
+            sync(device)
+            rates[name].append(reps * cfg.eval_batch_size / (time.perf_counter() - t0))
+    out = {f"score_windows_per_s_{k}": round(statistics.median(v), 1) for k, v in rates.items()}
+    out["score_graphs_speedup"] = round(out["score_windows_per_s_graphed"] / out["score_windows_per_s_eager"], 2)
+    return out
 
 
 def gru_training_flops(model: EESR, batch: int, crop_frames: int) -> float:
@@ -171,6 +255,46 @@ def stacked_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, flop
     return out
 
 
+def fold_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, graphs: bool) -> dict:
+    """One full fold (EMODB 5-fold fold 0), trained and scored, timed: eager, or with CUDA graphs (``graphs``:
+    the figures' names end in ``_graphed``)."""
+    train_idx, test_idx = folds(corpus, "kfold5", 0)[0]
+    if args.smoke:
+        train_idx, test_idx = train_idx[:64], test_idx[:16]
+    cfg = replace(fast_cfg, epochs=args.epochs)
+    tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
+    how = "CUDA graphs" if graphs else "eager"
+    log(f"fold 0 ({how}): {len(train_idx)} train / {len(test_idx)} test utterances, {args.epochs} epochs")
+    sync(device)
+    t0 = time.perf_counter()
+    model, history = train_fold(
+        model_cfg,
+        cfg,
+        [specs[i] for i in train_idx],
+        tr_is10,
+        corpus.y[train_idx],
+        seed=0,
+        device=device,
+        progress=False,
+        cuda_graphs=graphs,
+    )
+    scorer = GraphedScorer(model, cfg, device) if graphs else None
+    scores, _ = predict_utterances(model, [specs[i] for i in test_idx], te_is10, cfg, device, scorer=scorer)
+    sync(device)
+    fold_s = time.perf_counter() - t0
+    m = classification_metrics(corpus.y[test_idx], scores.argmax(1), corpus.labels)
+    end = "_graphed" if graphs else ""
+    minutes = "fold_minutes_40_epochs" if args.epochs == 40 else f"fold_minutes_{args.epochs}_epochs"
+    return {
+        "fold_epochs": args.epochs,
+        minutes + end: round(fold_s / 60, 2),
+        "kfold5_minutes_projected" + end: round(5 * fold_s / 60, 2),
+        "fold0_wa" + end: round(m["wa"], 2),
+        "fold0_ua" + end: round(m["ua"], 2),
+        "fold0_final_loss_total" + end: round(history[-1]["loss_total"], 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -181,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20, help="training steps per round")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--no-fold", action="store_true", help="skip the full fold")
+    p.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph path (eesr_lib.graphed)")
+    p.add_argument("--overlay-steps", type=int, default=300, help="steps of the eager-vs-graphed loss overlay")
     p.add_argument(
         "--cudnn-benchmark", action="store_true", help="let cuDNN time its kernels (not the runner's default)"
     )
@@ -192,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.rounds, args.steps, args.warmup = 1, 1, 1, 1
-        args.stack, args.stack_epochs = "2", 2
+        args.stack, args.stack_epochs, args.overlay_steps = "2", 2, 6
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         log("run_gpu.py: torch sees no CUDA GPU (use --device cpu --smoke for a logic check)")
@@ -217,12 +343,22 @@ def main(argv: list[str] | None = None) -> int:
     bank = CropBank(specs, model_cfg.crop_frames, fast_cfg.pad_mode, device)
     y_t = torch.tensor(corpus.y, dtype=torch.long, device=device)
     is10_t = torch.as_tensor(standardize_is10(is10)[0], device=device)
+    graphs = (device.type == "cuda" or args.smoke) and not args.no_graphs  # on a CPU: a logic check only
     steppers = {
         "fp32": Stepper(replace(fast_cfg, precision="fp32"), model_cfg, bank, y_t, is10_t, device),
         "fast": Stepper(fast_cfg, model_cfg, bank, y_t, is10_t, device),
     }
     for s in steppers.values():
         s.run(args.warmup)
+    if graphs:
+        try:  # warm-up past WARMUP_STEPS includes the capture: the first place new code can fail on a GPU
+            steppers["graphed"] = Stepper(fast_cfg, model_cfg, bank, y_t, is10_t, device, graphs=True)
+            steppers["graphed"].run(max(args.warmup, WARMUP_STEPS + 2))
+        except Exception as exc:  # noqa: BLE001
+            steppers.pop("graphed", None)
+            graphs = False
+            figures["graphs_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            log(f"CUDA graphs: capture failed, measured without them: {figures['graphs_error']}")
     rates: dict[str, list[float]] = {k: [] for k in steppers}
     for r in range(args.rounds):
         for k in list(steppers) if r % 2 == 0 else list(reversed(steppers)):
@@ -241,41 +377,32 @@ def main(argv: list[str] | None = None) -> int:
     figures["achieved_tflops_fp32"] = round(flops * thr["fp32"] / fast_cfg.batch_size / 1e12, 2)
     figures["peak_tflops_bf16"] = peak
     figures["mfu_fast"] = round(flops * steps_per_s / 1e12 / peak, 4) if peak else None
+    if graphs:
+        figures["train_samples_per_s_graphed"] = round(thr["graphed"], 1)
+        figures["graphs_speedup_vs_eager"] = round(thr["graphed"] / thr["fast"], 2)
+        figures["achieved_tflops_graphed"] = round(flops * thr["graphed"] / fast_cfg.batch_size / 1e12, 2)
+        figures["mfu_graphed"] = round(flops * thr["graphed"] / fast_cfg.batch_size / 1e12 / peak, 4) if peak else None
+        log(f"CUDA graphs: {thr['graphed']:.0f} samples/s ({figures['graphs_speedup_vs_eager']}x eager)")
+        try:  # new code meeting its first GPU: a failure here must not cost the figures after it
+            figures.update(graph_overlay(fast_cfg, model_cfg, bank, y_t, is10_t, device, args.overlay_steps))
+            figures.update(
+                scoring_rates(model_cfg, fast_cfg, bank, is10_t, device, args.rounds, 1 if args.smoke else 50)
+            )
+        except Exception as exc:  # noqa: BLE001
+            figures["graphs_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            log(f"CUDA graphs: overlay/scoring failed: {figures['graphs_error']}")
     if device.type == "cuda":
         figures["max_memory_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     del steppers, bank
 
-    if not args.no_fold:
-        train_idx, test_idx = folds(corpus, "kfold5", 0)[0]
-        if args.smoke:
-            train_idx, test_idx = train_idx[:64], test_idx[:16]
-        cfg = replace(fast_cfg, epochs=args.epochs)
-        tr_is10, te_is10 = standardize_is10(is10[train_idx], is10[test_idx])
-        log(f"fold 0: {len(train_idx)} train / {len(test_idx)} test utterances, {args.epochs} epochs")
-        sync(device)
-        t0 = time.perf_counter()
-        model, history = train_fold(
-            model_cfg,
-            cfg,
-            [specs[i] for i in train_idx],
-            tr_is10,
-            corpus.y[train_idx],
-            seed=0,
-            device=device,
-            progress=False,
-        )
-        scores, _ = predict_utterances(model, [specs[i] for i in test_idx], te_is10, cfg, device)
-        sync(device)
-        fold_s = time.perf_counter() - t0
-        m = classification_metrics(corpus.y[test_idx], scores.argmax(1), corpus.labels)
-        figures["fold_epochs"] = args.epochs
-        figures["fold_minutes_40_epochs" if args.epochs == 40 else f"fold_minutes_{args.epochs}_epochs"] = round(
-            fold_s / 60, 2
-        )
-        figures["kfold5_minutes_projected"] = round(5 * fold_s / 60, 2)
-        figures["fold0_wa"] = round(m["wa"], 2)
-        figures["fold0_ua"] = round(m["ua"], 2)
-        figures["fold0_final_loss_total"] = round(history[-1]["loss_total"], 4)
+    for fold_graphs in ((False, True) if graphs and device.type == "cuda" else (False,)) if not args.no_fold else ():
+        try:
+            figures.update(fold_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, fold_graphs))
+        except Exception as exc:  # noqa: BLE001
+            if not fold_graphs:
+                raise
+            figures["graphs_fold_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            log(f"CUDA graphs: the full fold failed: {figures['graphs_fold_error']}")
 
     if args.stack:
         figures.update(stacked_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, flops, peak))

@@ -139,9 +139,11 @@ def resolved_precision(cfg: TrainConfig, device: str | torch.device) -> str:
     return _resolve(cfg.precision, torch.device(device))
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast where ``precision`` resolves to it. ``cache=False`` inside a CUDA graph capture: the
+    cast-weight cache would hold tensors from the capture's private memory pool beyond it."""
     if _resolve(precision, device) == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
@@ -162,12 +164,16 @@ def joint_loss(
     return l_ae + lam * l_ec, l_ae, l_ec
 
 
-def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.device) -> tuple[float, float, float]:
-    """One optimizer step on a batch of crops; returns (L_AE, L_EC, #correct).
+def step_stats(
+    model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.device, cache: bool = True
+) -> torch.Tensor:
+    """One optimizer step on a batch of crops; returns ``(L_AE, L_EC, #correct)`` as one tensor on the
+    device, so that a caller may collect them without waiting for the device after every step (a CUDA
+    graph replays exactly this, :mod:`eesr_lib.graphed`). ``cache``: see :func:`autocast`.
 
     With ``cfg.aux_loss`` > 0 the deep feature alone is classified too (``model.classifier.aux``)
     and ``aux_loss`` times its cross-entropy joins the total: a departure from eq. 4."""
-    with autocast(device, cfg.precision):
+    with autocast(device, cfg.precision, cache):
         recon, logits, deep = model(x, y, is10, detach_latent=not cfg.classifier_grad_to_encoder)
         aux_logits = model.classifier.aux(deep) if cfg.aux_loss > 0 else None
     loss, l_ae, l_ec = joint_loss(recon, x, logits, y, cfg.lam)
@@ -176,7 +182,13 @@ def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.dev
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(l_ae.detach()), float(l_ec.detach()), float((logits.detach().argmax(1) == y).sum())
+    return torch.stack([l_ae.detach(), l_ec.detach(), (logits.detach().argmax(1) == y).sum().float()])
+
+
+def train_step(model: EESR, opt, x, y, is10, cfg: TrainConfig, device: torch.device) -> tuple[float, float, float]:
+    """:func:`step_stats` as Python numbers: (L_AE, L_EC, #correct)."""
+    l_ae, l_ec, correct = step_stats(model, opt, x, y, is10, cfg, device).tolist()
+    return l_ae, l_ec, correct
 
 
 def is10_for_step(is10: torch.Tensor | None, cfg: TrainConfig, epoch: int, gen: torch.Generator):
@@ -266,7 +278,10 @@ def set_epoch_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> No
     """Set every parameter group to :func:`epoch_lr`: a function of the epoch alone, so resuming
     from a checkpoint needs no scheduler state."""
     for group in opt.param_groups:
-        group["lr"] = epoch_lr(cfg, epoch)
+        if torch.is_tensor(group["lr"]):  # a CUDA graph's optimizer reads its rate from one fixed tensor
+            group["lr"].fill_(epoch_lr(cfg, epoch))
+        else:
+            group["lr"] = epoch_lr(cfg, epoch)
 
 
 def train_fold(
@@ -281,6 +296,7 @@ def train_fold(
     progress: bool = True,
     on_epoch=None,
     after_epoch=None,
+    cuda_graphs: bool = False,
 ) -> tuple[EESR, list[dict]]:
     """Train a fresh model on one fold's training utterances; resumes from ``checkpoint``.
 
@@ -292,11 +308,18 @@ def train_fold(
     history once the epoch is recorded and checkpointed (e.g. to write a partial learning curve).
     Each record counts the optimizer ``steps`` and training ``crops_seen`` since the start of
     training: the budget in units that do not depend on what an "epoch" was taken to mean.
+
+    ``cuda_graphs``: replay each full batch's step from a CUDA graph (:mod:`eesr_lib.graphed`; CUDA only).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     model = EESR(model_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    if cuda_graphs:
+        from . import graphed  # here, not at the top: graphed imports this module
+
+        graphed.check_device(device)
+        opt = graphed.capturable_adam(model, cfg, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history: list[dict] = []
     start_epoch = 0
@@ -311,6 +334,8 @@ def train_fold(
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         history = state["history"]
         start_epoch = state["epoch"]
+        if cuda_graphs:
+            graphed.make_capturable(opt, device)  # load_state_dict brought back the saved run's settings
 
     precision = resolved_precision(cfg, device)  # recorded in each epoch's history
     bank = CropBank(specs, model_cfg.crop_frames, cfg.pad_mode, device)
@@ -318,6 +343,7 @@ def train_fold(
     is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
     n = len(specs)
     crop_set = epoch_crops(bank, cfg, seed)  # None: fresh random crops each epoch
+    step = graphed.GraphedTrainStep(model, opt, cfg, device) if cuda_graphs else None
     bar = epoch_bar(start_epoch, cfg, progress)
     for epoch in bar:
         t_epoch = time.perf_counter()
@@ -325,6 +351,7 @@ def train_fold(
         set_epoch_lr(opt, cfg, epoch)
         sums = np.zeros(3)
         seen = steps = 0
+        pending = []  # a graphed step's (L_AE, L_EC, #correct) stays on the device until the epoch ends
         for pick in epoch_batches(n, crop_set, cfg, gen, device):
             if crop_set is None:
                 idx = pick
@@ -333,10 +360,17 @@ def train_fold(
                 idx = crop_set[0][pick]
                 x = bank.gather(idx, crop_set[1][pick])
             is10_b = is10_for_step(is10_t[idx] if is10_t is not None else None, cfg, epoch, gen)
-            l_ae, l_ec, correct = train_step(model, opt, x, y_t[idx], is10_b, cfg, device)
-            sums += (l_ae * len(idx), l_ec * len(idx), correct)
+            if step is None:
+                l_ae, l_ec, correct = train_step(model, opt, x, y_t[idx], is10_b, cfg, device)
+                sums += (l_ae * len(idx), l_ec * len(idx), correct)
+            else:
+                pending.append((step(x, y_t[idx], is10_b), len(idx)))
             seen += len(idx)
             steps += 1
+        if pending:
+            read = torch.stack([st for st, _ in pending]).cpu().tolist()  # one wait for the device per epoch
+            for (l_ae, l_ec, correct), (_, n_b) in zip(read, pending):
+                sums += (l_ae * n_b, l_ec * n_b, correct)
         record = {
             "epoch": epoch + 1,
             "loss_ae": float(sums[0] / seen),
@@ -348,6 +382,8 @@ def train_fold(
             "precision": precision,
             "seconds": round(time.perf_counter() - t_epoch, 2),  # kept across resumes: the fold's true cost
         }
+        if step is not None:
+            record["cuda_graphs"] = True
         if on_epoch is not None:
             record.update(on_epoch(epoch + 1, model) or {})
         history.append(record)
@@ -424,10 +460,12 @@ def predict_utterances(
     is10: np.ndarray | None,
     cfg: TrainConfig,
     device: str | torch.device = "cpu",
+    scorer=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Utterance scores ``(N, K)`` (mean over windows) and mean deep features ``(N, D)``.
 
-    Only the encoder and classifier run; labels are not an input here.
+    Only the encoder and classifier run; labels are not an input here. ``scorer(crops, is10)`` replaces
+    ``model.classify`` under autocast, e.g. a :class:`eesr_lib.graphed.GraphedScorer` of the same model.
     """
     device = torch.device(device)
     model.eval()
@@ -445,10 +483,13 @@ def predict_utterances(
     deep = torch.zeros(n, model.cfg.deep_dim, device=device)
     for b in range(0, len(utt_t), cfg.eval_batch_size):
         u = utt_t[b : b + cfg.eval_batch_size]
-        with autocast(device, cfg.precision):
-            logits, d = model.classify(
-                bank.gather(u, starts_t[b : b + cfg.eval_batch_size]), is10_t[u] if is10_t is not None else None
-            )
+        crops = bank.gather(u, starts_t[b : b + cfg.eval_batch_size])
+        rows = is10_t[u] if is10_t is not None else None
+        if scorer is None:
+            with autocast(device, cfg.precision):
+                logits, d = model.classify(crops, rows)
+        else:
+            logits, d = scorer(crops, rows)
         s = logits.float().softmax(1) if cfg.score_average == "prob" else logits.float()
         scores.index_add_(0, u, s)
         deep.index_add_(0, u, d.float())
