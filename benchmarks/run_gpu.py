@@ -21,7 +21,7 @@ gather, no host transfer per batch). Measured:
   (the whole step replayed from one graph, interleaved with the eager rounds above),
   ``graphs_speedup_vs_eager``, ``mfu_graphed``; ``graphs_loss_*``: the eager and graphed steps from one
   initialization on the same batches, running means of the loss compared (do the curves overlay?);
-  ``score_windows_per_s_*``: scoring eager vs :class:`~eesr_lib.graphed.GraphedScorer`; and the full fold
+  ``score_windows_per_s_*``: scoring eager vs :func:`~eesr_lib.graphed.graphed_scorer`; and the full fold
   again with graphs (``*_graphed``). A failure of the graph path is recorded (``graphs_error``) and the rest
   is measured anyway. With ``--device cpu --smoke`` the graph bookkeeping runs with a replay that reruns the
   step (:class:`~eesr_lib.graphed.RerunGraphs`).
@@ -51,7 +51,7 @@ from eesr_lib.batched import train_folds
 from eesr_lib.corpora import load_corpus
 from eesr_lib.crops import CropBank
 from eesr_lib.features import corpus_features
-from eesr_lib.graphed import WARMUP_STEPS, GraphedScorer, GraphedTrainStep, RerunGraphs, capturable_adam
+from eesr_lib.graphed import WARMUP_STEPS, RerunGraphs, capturable_adam, graphed_scorer, graphed_train_step
 from eesr_lib.metrics import classification_metrics
 from eesr_lib.model import EESR, ModelConfig
 from eesr_lib.protocols import folds
@@ -104,7 +104,7 @@ def lookup_peak(device: torch.device) -> float | None:
 class Stepper:
     """Model + optimizer + a crop stream from a CropBank on ``device``; ``run(n)`` times n training steps.
 
-    ``graphs``: the steps replay a CUDA graph (:class:`eesr_lib.graphed.GraphedTrainStep`, capturable Adam)
+    ``graphs``: the steps replay a CUDA graph (:func:`eesr_lib.graphed.graphed_train_step`, capturable Adam)
     instead of today's eager ``train_step``; the statistics stay on the GPU instead of being read each step."""
 
     def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, bank: CropBank, y, is10, device, seed=0, graphs=False):
@@ -113,10 +113,10 @@ class Stepper:
         self.model = EESR(model_cfg).to(device).train()
         if graphs and device.type == "cuda":
             self.opt = capturable_adam(self.model, cfg, device)
-            self.graphed = GraphedTrainStep(self.model, self.opt, cfg, device)
+            self.graphed = graphed_train_step(self.model, self.opt, cfg, device)
         elif graphs:  # --device cpu --smoke: the bookkeeping with a replay that reruns the step
             self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-            self.graphed = GraphedTrainStep(self.model, self.opt, cfg, device, backend=RerunGraphs())
+            self.graphed = graphed_train_step(self.model, self.opt, cfg, device, backend=RerunGraphs())
         else:
             self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
             self.graphed = None
@@ -168,10 +168,10 @@ def graph_overlay(cfg: TrainConfig, model_cfg: ModelConfig, bank, y, is10, devic
 def scoring_rates(
     model_cfg: ModelConfig, cfg: TrainConfig, bank: CropBank, is10, device, rounds: int, reps: int = 50
 ) -> dict:
-    """Windows scored per second, eager ``model.classify`` against :class:`eesr_lib.graphed.GraphedScorer`."""
+    """Windows scored per second, eager ``model.classify`` against :func:`eesr_lib.graphed.graphed_scorer`."""
     torch.manual_seed(0)
     model = EESR(model_cfg).to(device).eval()
-    scorer = GraphedScorer(model, cfg, device, backend=None if device.type == "cuda" else RerunGraphs())
+    scorer = graphed_scorer(model, cfg, device, backend=None if device.type == "cuda" else RerunGraphs())
     gen = torch.Generator().manual_seed(0)
     idx = torch.randint(0, len(bank), (cfg.eval_batch_size,), generator=gen).to(device)
     x, rows = bank.random_crops(idx, gen), is10[idx]
@@ -278,7 +278,7 @@ def fold_figures(args, corpus, specs, is10, model_cfg, fast_cfg, device, graphs:
         progress=False,
         cuda_graphs=graphs,
     )
-    scorer = GraphedScorer(model, cfg, device) if graphs else None
+    scorer = graphed_scorer(model, cfg, device) if graphs else None
     scores, _ = predict_utterances(model, [specs[i] for i in test_idx], te_is10, cfg, device, scorer=scorer)
     sync(device)
     fold_s = time.perf_counter() - t0

@@ -48,6 +48,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .crops import CropBank
 from .errors import EESRError
+from .graphed import GraphedCall, graph_backend
 from .model import EESR, ModelConfig
 from .train import (
     TrainConfig,
@@ -226,6 +227,8 @@ def train_folds(
     after_epoch: list[Callable | None] | None = None,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     vectorize: bool | None = None,
+    cuda_graphs: bool = False,
+    graph_backend_: object | None = None,
 ) -> list[tuple[EESR, list[dict]]]:
     """Train every fold of ``folds`` at once; returns what :func:`~eesr_lib.train.train_fold` returns, per fold.
 
@@ -233,11 +236,15 @@ def train_folds(
     train_fold's meaning (``model`` is the fold's weights copied out). The stacked state is written
     to ``checkpoint`` at most every ``checkpoint_every_s`` seconds and after the last epoch, and resumed
     from it: F folds' weights and Adam moments are hundreds of MB each. ``vectorize``: see the module
-    (None: vmapped on a GPU, the folds' steps in turn elsewhere)."""
+    (None: vmapped on a GPU, the folds' steps in turn elsewhere). ``cuda_graphs``: the vmapped step of all
+    folds replays a CUDA graph (:mod:`eesr_lib.graphed`) for every full batch; needs ``vectorize``.
+    ``graph_backend_``: the tests' :class:`~eesr_lib.graphed.RerunGraphs` (the capture on a CPU)."""
     if not folds:
         return []
     device = torch.device(device)
     vectorize = device.type == "cuda" if vectorize is None else vectorize
+    if cuda_graphs and not vectorize:
+        raise EESRError("CUDA graphs replay the folds' vmapped step: train with vectorize=True")
     n_folds = len(folds)
     on_epoch = on_epoch or [None] * n_folds
     after_epoch = after_epoch or [None] * n_folds
@@ -296,6 +303,35 @@ def train_folds(
     # one functional step, vmapped over the folds' stacked weights, buffers and batches (IS10: when the row has it)
     stacked_step = vmap(fold_step, in_dims=(0, 0, 0, 0, 0 if model_cfg.use_is10 else None), randomness="different")
 
+    lr_t = torch.tensor(cfg.lr, dtype=torch.float64, device=device)  # float64: the same numbers as a float
+    all_rows = torch.arange(n_folds, device=device)
+
+    def vmapped_step(x, y, is10, rows=all_rows):
+        """One vmapped step of the folds ``rows`` and their Adam updates; their (L_AE, L_EC, #correct)."""
+        full = len(rows) == n_folds
+        for t in params.values():
+            t.grad = None
+        p = params if full else {k: v[rows] for k, v in params.items()}
+        b = buffers if full else {k: v[rows] for k, v in buffers.items()}
+        loss, stats = stacked_step(p, b, x, y, is10)
+        loss.sum().backward()  # fold f's loss depends on fold f's weights only
+        if not full:
+            with torch.no_grad():
+                for k, v in buffers.items():
+                    v[rows] = b[k]  # batch-norm statistics updated on the gathered copy
+        _adam_rows(params, {k: t.grad for k, t in params.items()}, state, rows, cfg, lr_t)
+        return stats
+
+    all_folds_step = (
+        GraphedCall(
+            vmapped_step,
+            replayable=lambda x, *_: x.shape[1] == cfg.batch_size,
+            backend=graph_backend(device, graph_backend_),
+        )
+        if cuda_graphs
+        else vmapped_step
+    )
+
     # Not vectorized: each fold trains on leaf views of its slice of the stacked weights (shared storage, so
     # updating a view updates the stack; each view's .grad is that fold's own, not a stack-sized tensor).
     fold_weights = [{k: v[f].detach().requires_grad_() for k, v in params.items()} for f in range(n_folds)]
@@ -322,10 +358,12 @@ def train_folds(
         t_epoch = time.perf_counter()
         twin.train()
         lr = epoch_lr(cfg, epoch)
+        lr_t.fill_(lr)
         batches = [epoch_batches(len(f.y), cs, cfg, gen, device) for cs, f, gen in zip(crop_sets, folds, gens)]
         sums = np.zeros((n_folds, 3))
         seen = np.zeros(n_folds, dtype=np.int64)
         steps = np.zeros(n_folds, dtype=np.int64)
+        pending = []  # (folds, their batch sizes, their stats on the device): read once the epoch's steps are queued
         for s in range(max(len(b) for b in batches)):
             draws = {}  # fold -> (utterances, crops, IS10 rows), drawn in train_fold's order
             for f in range(n_folds):
@@ -342,31 +380,23 @@ def train_folds(
             for f, (idx, _, _) in draws.items():
                 by_size.setdefault(len(idx), []).append(f)
             for group in by_size.values():  # folds whose batches have one size step together
-                rows = torch.tensor(group, device=device)
                 full = len(group) == n_folds
                 x = torch.stack([draws[f][1] for f in group])
                 y = torch.stack([ys[f][draws[f][0]] for f in group])
                 is10 = torch.stack([draws[f][2] for f in group]) if model_cfg.use_is10 else None
-                if vectorize:
-                    for t in params.values():
-                        t.grad = None
-                    p = params if full else {k: v[rows] for k, v in params.items()}
-                    b = buffers if full else {k: v[rows] for k, v in buffers.items()}
-                    loss, stats = stacked_step(p, b, x, y, is10)
-                    loss.sum().backward()  # fold f's loss depends on fold f's weights only
-                    if not full:
-                        with torch.no_grad():
-                            for k, v in buffers.items():
-                                v[rows] = b[k]  # batch-norm statistics updated on the gathered copy
-                    _adam_rows(params, {k: t.grad for k, t in params.items()}, state, rows, cfg, lr)
+                if vectorize and full:
+                    stats = all_folds_step(x, y, is10)
+                elif vectorize:
+                    stats = vmapped_step(x, y, is10, torch.tensor(group, device=device))
                 else:
                     stats = steps_in_turn(group, x, y, is10, lr)
-                stats = stats.detach().double().cpu().numpy()  # as float(): the sums below match train_fold's
-                for i, f in enumerate(group):
-                    n = len(draws[f][0])
-                    sums[f] += (stats[i, 0] * n, stats[i, 1] * n, stats[i, 2])
-                    seen[f] += n
-                    steps[f] += 1
+                pending.append((group, [len(draws[f][0]) for f in group], stats.detach()))
+        for group, sizes, stats in pending:
+            stats = stats.double().cpu().numpy()  # as float(): the sums below match train_fold's
+            for i, (f, n) in enumerate(zip(group, sizes)):
+                sums[f] += (stats[i, 0] * n, stats[i, 1] * n, stats[i, 2])
+                seen[f] += n
+                steps[f] += 1
         seconds = time.perf_counter() - t_epoch
         stacked = {**params, **buffers}
         for f in range(n_folds):
@@ -384,6 +414,8 @@ def train_folds(
                 "batched_folds": n_folds,
                 "vectorized": vectorize,
             }
+            if cuda_graphs:
+                record["cuda_graphs"] = True
             if on_epoch[f] is not None:
                 record.update(on_epoch[f](epoch + 1, unstack(stacked, f, models[f])) or {})
             histories[f].append(record)

@@ -16,10 +16,20 @@ launch from the host. What a graph needs, and how this module gives it:
   stream (CUDA's rule: lazy initialization, cuDNN's choices and the allocator settle first). They
   are real training steps, so training is the eager recipe step for step; dropout draws from the
   same global generator, which graphs advance on each replay.
+- **Autocast without its cast cache** (``autocast(..., cache=False)``, eager calls included): the cache's
+  bf16 copies of the weights would outlive the capture. One consequence in bf16: a weight used several
+  times in a step (on a CPU, the GRUs' weights, used at every time step) then gets its gradient summed
+  in fp32 per use rather than in bf16 on the one cached copy, so the graphed recipe differs from the
+  eager one in rounding (measured on a CPU: same loss, GRU gradients apart by ~2e-6, all other
+  gradients identical; in fp32 the two are identical;
+  ``benchmarks/run_gpu.py`` measures how far the loss curves part: ``graphs_loss_*``).
 
-The capture itself is behind a small backend (:class:`CudaGraphs`) so that the bookkeeping around
-it (static copies, which batches replay, what is returned) is tested on a CPU with
-:class:`RerunGraphs`, whose "replay" runs the recorded step again from the static tensors.
+One mechanism serves every use (:class:`GraphedCall`): one fold's step (:func:`graphed_train_step`),
+scoring (:func:`graphed_scorer`) and the stacked folds' vmapped step
+(:func:`eesr_lib.batched.train_folds`). The capture itself is behind a small backend
+(:class:`CudaGraphs`) so that the bookkeeping around it (static copies, which calls replay, what is
+returned) is tested on a CPU with :class:`RerunGraphs`, whose "replay" runs the recorded function
+again from the static tensors.
 """
 
 from __future__ import annotations
@@ -92,112 +102,96 @@ class RerunGraphs:
         return body
 
 
-def _backend(device: torch.device, backend):
+def graph_backend(device: torch.device, backend=None):
+    """``backend`` if given (the tests' :class:`RerunGraphs`), else CUDA's, which needs a CUDA device."""
     if backend is not None:
         return backend
     check_device(device)
     return CudaGraphs(device)
 
 
-class GraphedTrainStep:
-    """``step(x, y, is10)`` does what :func:`eesr_lib.train.step_stats` does and returns the same tensor
-    (a copy of the graph's output), replaying a CUDA graph for batches of ``cfg.batch_size``.
+class GraphedCall:
+    """``call(*inputs)`` returns what ``fn(*inputs)`` returns (a tensor or a tuple of tensors), replaying a
+    CUDA graph of ``fn`` whenever ``replayable(*inputs)`` holds (the shapes it was captured with);
+    other calls run ``fn`` eagerly. ``fn`` must read nothing but its inputs, parameters and buffers that
+    are updated in place, and must not wait for the device.
 
-    State is real here (static tensors, the graph, the warm-up count), hence a class."""
+    Before the capture, ``WARMUP_STEPS`` replayable calls run eagerly on a side stream: for a training
+    step these are real steps (which set the gradients to None first, so that the captured backward
+    allocates them in the graph's memory pool). Outputs are returned as copies: the
+    graph overwrites its own on the next replay. State is real here (static tensors, the graph, the
+    counts), hence a class."""
 
-    def __init__(self, model: EESR, opt: torch.optim.Optimizer, cfg: TrainConfig, device: torch.device, backend=None):
-        self.model, self.opt, self.cfg, self.device = model, opt, cfg, torch.device(device)
-        self.backend = _backend(self.device, backend)
-        self.eager_steps = 0  # warm-up and odd-sized batches
-        self.replays = 0
+    def __init__(self, fn: Callable, replayable: Callable[..., bool], backend):
+        self.fn, self.replayable, self.backend = fn, replayable, backend
+        self.eager_calls = self.warmups = self.replays = 0  # eager_calls: not replayable (warm-ups apart)
         self._replay: Callable[[], None] | None = None
-        self._static: dict[str, torch.Tensor | None] = {}
-
-    def _eager(self, x, y, is10) -> torch.Tensor:
-        self.eager_steps += 1
-        return step_stats(self.model, self.opt, x, y, is10, self.cfg, self.device)
+        self._inputs: list[torch.Tensor | None] = []
+        self._outputs = None
 
     def _body(self) -> None:
-        s = self._static
-        stats = step_stats(self.model, self.opt, s["x"], s["y"], s["is10"], self.cfg, self.device, cache=False)
-        s["out"].copy_(stats)
+        """What the graph records. With a CUDA graph this runs once, inside the capture, and its outputs
+        are the graph's; the CPU stand-in runs it at every replay, so it copies into the first outputs."""
+        out = self.fn(*self._inputs)
+        if self._outputs is None:
+            self._outputs = out
+        else:
+            for mine, new in zip(_as_tuple(self._outputs), _as_tuple(out)):
+                mine.copy_(new)
 
-    def _fill(self, x, y, is10) -> None:
-        if not self._static:
-            self._static = {
-                "x": torch.empty_like(x),
-                "y": torch.empty_like(y),
-                "is10": None if is10 is None else torch.empty_like(is10),
-                "out": torch.zeros(3, device=x.device),
-            }
-        self._static["x"].copy_(x)
-        self._static["y"].copy_(y)
-        if is10 is not None:
-            self._static["is10"].copy_(is10)
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, is10: torch.Tensor | None) -> torch.Tensor:
-        if len(y) != self.cfg.batch_size:
-            return self._eager(x, y, is10)
+    def __call__(self, *inputs):
+        if not self.replayable(*inputs):
+            self.eager_calls += 1
+            return self.fn(*inputs)
         if self._replay is None:
-            if self.eager_steps < WARMUP_STEPS:
+            if self.warmups < WARMUP_STEPS:
+                self.warmups += 1
                 with self.backend.side_stream():
-                    return self._eager(x, y, is10)
-            self._fill(x, y, is10)
-            self.opt.zero_grad(set_to_none=True)  # gradients are then allocated inside the graph's pool
+                    return self.fn(*inputs)
+            self._inputs = [None if a is None else a.clone() for a in inputs]
             self._replay = self.backend.capture(self._body)
         else:
-            self._fill(x, y, is10)
+            for mine, new in zip(self._inputs, inputs):
+                if mine is not None:
+                    mine.copy_(new)
         self._replay()
         self.replays += 1
-        return self._static["out"].clone()
+        out = _as_tuple(self._outputs)
+        copies = tuple(t.clone() for t in out)
+        return copies if isinstance(self._outputs, tuple) else copies[0]
 
 
-class GraphedScorer:
-    """``scorer(x, is10)`` is ``model.classify(x, is10)`` under the scoring precision (no labels, no
-    decoder), replayed from a CUDA graph for batches of ``batch_size`` windows; other sizes run eagerly.
-    The graph reads the model's weights where they live, so it stays valid while training updates them in
-    place. Capture with the model in eval mode (dropout off, batch norm's running statistics), as
-    :func:`eesr_lib.train.predict_utterances` scores."""
+def _as_tuple(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
 
-    def __init__(
-        self, model: EESR, cfg: TrainConfig, device: torch.device, batch_size: int | None = None, backend=None
-    ):
-        self.model, self.cfg, self.device = model, cfg, torch.device(device)
-        self.batch_size = batch_size or cfg.eval_batch_size
-        self.backend = _backend(self.device, backend)
-        self.eager_calls = self.replays = 0
-        self._replay: Callable[[], None] | None = None
-        self._static: dict[str, torch.Tensor | None] = {}
 
-    def _classify(self, x, is10, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad(), autocast(self.device, self.cfg.precision, cache):
-            return self.model.classify(x, is10)
+def graphed_train_step(model: EESR, opt, cfg: TrainConfig, device: torch.device, backend=None) -> GraphedCall:
+    """:func:`eesr_lib.train.step_stats` (forward, joint loss, backward, Adam) replayed for every full batch
+    of ``cfg.batch_size`` crops; an epoch's last, smaller batch runs eagerly (no recapture)."""
 
-    def _body(self) -> None:
-        s = self._static
-        logits, deep = self._classify(s["x"], s["is10"], cache=False)
-        s["logits"].copy_(logits)
-        s["deep"].copy_(deep)
+    def step(x, y, is10):
+        return step_stats(model, opt, x, y, is10, cfg, device, cache=False)
 
-    def __call__(self, x: torch.Tensor, is10: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(x) != self.batch_size or (self._replay is None and self.eager_calls < WARMUP_STEPS):
-            self.eager_calls += 1
-            if len(x) != self.batch_size:
-                return self._classify(x, is10)
-            with self.backend.side_stream():
-                return self._classify(x, is10)
-        if self._replay is None:
-            logits, deep = self._classify(x, is10)  # output shapes and dtypes for the static outputs
-            self._static = {
-                "x": x.clone(),
-                "is10": None if is10 is None else is10.clone(),
-                "logits": torch.empty_like(logits),
-                "deep": torch.empty_like(deep),
-            }
-            self._replay = self.backend.capture(self._body)
-        self._static["x"].copy_(x)
-        if is10 is not None:
-            self._static["is10"].copy_(is10)
-        self._replay()
-        self.replays += 1
-        return self._static["logits"].clone(), self._static["deep"].clone()
+    return GraphedCall(
+        step,
+        replayable=lambda x, *_: len(x) == cfg.batch_size,
+        backend=graph_backend(torch.device(device), backend),
+    )
+
+
+def graphed_scorer(
+    model: EESR, cfg: TrainConfig, device: torch.device, batch_size: int | None = None, backend=None
+) -> GraphedCall:
+    """``scorer(x, is10)`` = ``model.classify(x, is10)`` under the scoring precision (no labels, no decoder),
+    replayed for batches of ``batch_size`` windows (default ``cfg.eval_batch_size``); for
+    :func:`eesr_lib.train.predict_utterances`. The graph reads the weights where they live, so it stays
+    valid while training updates them in place; it is captured in the mode the model is in when the
+    capture happens (score in eval mode, as predict_utterances does)."""
+    device = torch.device(device)
+    size = batch_size or cfg.eval_batch_size
+
+    def classify(x, is10):
+        with torch.no_grad(), autocast(device, cfg.precision, cache=False):
+            return model.classify(x, is10)
+
+    return GraphedCall(classify, replayable=lambda x, *_: len(x) == size, backend=graph_backend(device, backend))

@@ -297,6 +297,7 @@ def train_fold(
     on_epoch=None,
     after_epoch=None,
     cuda_graphs: bool = False,
+    graph_backend=None,
 ) -> tuple[EESR, list[dict]]:
     """Train a fresh model on one fold's training utterances; resumes from ``checkpoint``.
 
@@ -309,7 +310,8 @@ def train_fold(
     Each record counts the optimizer ``steps`` and training ``crops_seen`` since the start of
     training: the budget in units that do not depend on what an "epoch" was taken to mean.
 
-    ``cuda_graphs``: replay each full batch's step from a CUDA graph (:mod:`eesr_lib.graphed`; CUDA only).
+    ``cuda_graphs``: replay each full batch's step from a CUDA graph (:mod:`eesr_lib.graphed`; CUDA only,
+    or any device with ``graph_backend``, the tests' :class:`~eesr_lib.graphed.RerunGraphs`).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -318,8 +320,9 @@ def train_fold(
     if cuda_graphs:
         from . import graphed  # here, not at the top: graphed imports this module
 
-        graphed.check_device(device)
-        opt = graphed.capturable_adam(model, cfg, device)
+        if graph_backend is None:
+            graphed.check_device(device)
+            opt = graphed.capturable_adam(model, cfg, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history: list[dict] = []
     start_epoch = 0
@@ -334,7 +337,7 @@ def train_fold(
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         history = state["history"]
         start_epoch = state["epoch"]
-        if cuda_graphs:
+        if cuda_graphs and graph_backend is None:
             graphed.make_capturable(opt, device)  # load_state_dict brought back the saved run's settings
 
     precision = resolved_precision(cfg, device)  # recorded in each epoch's history
@@ -343,7 +346,7 @@ def train_fold(
     is10_t = torch.as_tensor(is10, device=device) if model_cfg.use_is10 else None
     n = len(specs)
     crop_set = epoch_crops(bank, cfg, seed)  # None: fresh random crops each epoch
-    step = graphed.GraphedTrainStep(model, opt, cfg, device) if cuda_graphs else None
+    step = graphed.graphed_train_step(model, opt, cfg, device, graph_backend) if cuda_graphs else None
     bar = epoch_bar(start_epoch, cfg, progress)
     for epoch in bar:
         t_epoch = time.perf_counter()
@@ -465,7 +468,7 @@ def predict_utterances(
     """Utterance scores ``(N, K)`` (mean over windows) and mean deep features ``(N, D)``.
 
     Only the encoder and classifier run; labels are not an input here. ``scorer(crops, is10)`` replaces
-    ``model.classify`` under autocast, e.g. a :class:`eesr_lib.graphed.GraphedScorer` of the same model.
+    ``model.classify`` under autocast, e.g. :func:`eesr_lib.graphed.graphed_scorer` of the same model.
     """
     device = torch.device(device)
     model.eval()

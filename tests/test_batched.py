@@ -12,6 +12,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from eesr_lib.batched import FoldData, PlainAttention, StepGRU, _adam_rows, train_folds, vmappable_twin
 from eesr_lib.errors import EESRError
+from eesr_lib.graphed import WARMUP_STEPS, RerunGraphs
 from eesr_lib.model import EESR, ModelConfig
 from eesr_lib.train import TrainConfig, joint_loss, train_fold
 
@@ -138,6 +139,48 @@ def test_stacked_folds_train_as_one_at_a_time(vectorize):
     stacked = train_folds(TINY, CFG, folds, progress=False, vectorize=vectorize)
     _assert_same(stacked, _one_at_a_time(TINY, CFG, folds))
     assert all(h["vectorized"] is vectorize for _, hist in stacked for h in hist)
+
+
+class CountingRerun(RerunGraphs):
+    """The CPU stand-in for a CUDA graph, counting captures and replays."""
+
+    def __init__(self):
+        self.captures = self.replays = 0
+
+    def capture(self, body):
+        self.captures += 1
+
+        def replay():
+            self.replays += 1
+            body()
+
+        return replay
+
+
+def test_the_graphed_stacked_step_is_the_vmapped_step_dropout_included():
+    """The folds' vmapped step replayed from a graph (here its CPU stand-in, which reruns the recorded step
+    from the fixed tensors) trains exactly as the eager vmapped step: two folds of 10 utterances in batches of
+    4, 4 and 2 over 3 epochs: 6 full batches (3 warm-ups, 3 replays) and 3 of 2 (eager)."""
+    model_cfg = dataclasses.replace(TINY, dropout=0.5, classifier_dropout=0.5)
+    cfg = dataclasses.replace(CFG, epochs=3)
+    folds = _folds(sizes=(10, 10))
+    torch.manual_seed(7)
+    eager = train_folds(model_cfg, cfg, folds, progress=False, vectorize=True)
+    backend = CountingRerun()
+    torch.manual_seed(7)
+    graphed = train_folds(
+        model_cfg, cfg, folds, progress=False, vectorize=True, cuda_graphs=True, graph_backend_=backend
+    )
+    assert (backend.captures, backend.replays) == (1, 6 - WARMUP_STEPS)
+    for (m_g, h_g), (m_e, h_e) in zip(graphed, eager):
+        assert all(h.pop("cuda_graphs") for h in h_g)
+        assert [{k: v for k, v in h.items() if k != "seconds"} for h in h_g] == [
+            {k: v for k, v in h.items() if k != "seconds"} for h in h_e
+        ]
+        for name, value in m_g.state_dict().items():
+            assert torch.equal(value, m_e.state_dict()[name]), name
+    with pytest.raises(EESRError, match="vectorize=True"):
+        train_folds(model_cfg, cfg, folds, progress=False, vectorize=False, cuda_graphs=True)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -9,11 +9,11 @@ import torch
 from eesr_lib.errors import EESRError
 from eesr_lib.graphed import (
     WARMUP_STEPS,
-    GraphedScorer,
-    GraphedTrainStep,
     RerunGraphs,
     capturable_adam,
     check_device,
+    graphed_scorer,
+    graphed_train_step,
     make_capturable,
 )
 from eesr_lib.model import EESR, ModelConfig
@@ -45,12 +45,12 @@ def test_replayed_steps_are_the_eager_steps():
     eager, graphed = _model().train(), _model().train()
     opt_e = torch.optim.Adam(eager.parameters(), lr=CFG.lr)
     opt_g = torch.optim.Adam(graphed.parameters(), lr=CFG.lr)
-    step = GraphedTrainStep(graphed, opt_g, CFG, CPU, backend=RerunGraphs())
+    step = graphed_train_step(graphed, opt_g, CFG, CPU, backend=RerunGraphs())
     torch.manual_seed(1)  # the dropout stream: both paths draw from it in the same order
     want = [step_stats(eager, opt_e, *b, CFG, CPU) for b in batches]
     torch.manual_seed(1)
     got = [step(*b) for b in batches]
-    assert (step.eager_steps, step.replays) == (WARMUP_STEPS + 1, 3)
+    assert (step.warmups, step.eager_calls, step.replays) == (WARMUP_STEPS, 1, 3)
     for w, g in zip(want, got):
         assert torch.equal(w, g)
     assert len({tuple(g.tolist()) for g in got}) == len(got)  # each step's own statistics, not the last one's
@@ -64,18 +64,33 @@ def test_graphed_scoring_is_the_eager_scoring():
     specs = [rng.random((513, n), dtype=np.float32) for n in (900, 1200, 700, 400, 130)]
     is10 = rng.standard_normal((5, 1582)).astype(np.float32)
     want = predict_utterances(model, specs, is10, CFG, CPU)
-    scorer = GraphedScorer(model, CFG, CPU, backend=RerunGraphs())
+    scorer = graphed_scorer(model, CFG, CPU, backend=RerunGraphs())
     got = predict_utterances(model, specs, is10, CFG, CPU, scorer=scorer)
-    assert scorer.replays > 0 and scorer.eager_calls > 0
+    assert scorer.replays > 0 and scorer.warmups == WARMUP_STEPS and scorer.eager_calls > 0
     for w, g in zip(want, got):
         np.testing.assert_array_equal(w, g)
+
+
+def test_train_fold_with_graphs_records_the_eager_run():
+    rng = np.random.default_rng(1)
+    specs = [rng.random((513, int(n)), dtype=np.float32) for n in rng.integers(130, 300, 10)]
+    is10 = rng.standard_normal((10, 1582)).astype(np.float32)
+    y = np.arange(10) % 7
+    cfg = TrainConfig(epochs=3, batch_size=4, precision="fp32")  # batches of 4, 4, 2: replays and odd ones
+    args = (ModelConfig(n_classes=7), cfg, specs, is10, y)
+    _, want = train_fold(*args, progress=False)
+    model, got = train_fold(*args, progress=False, cuda_graphs=True, graph_backend=RerunGraphs())
+    assert all(h.pop("cuda_graphs") for h in got)
+    for h in want + got:
+        h.pop("seconds")
+    assert got == want
 
 
 def test_graphs_refuse_a_cpu_with_a_clear_error():
     with pytest.raises(EESRError, match="CUDA graphs need a CUDA device"):
         check_device(CPU)
     with pytest.raises(EESRError, match="CUDA graphs need a CUDA device"):
-        GraphedTrainStep(_model(), None, CFG, CPU)
+        graphed_train_step(_model(), None, CFG, CPU)
     with pytest.raises(EESRError, match="CUDA graphs need a CUDA device"):
         train_fold(
             ModelConfig(n_classes=7), CFG, [np.zeros((513, 140), np.float32)] * 2, None, np.zeros(2), cuda_graphs=True
