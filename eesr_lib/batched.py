@@ -46,9 +46,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import graphed
 from .crops import CropBank
 from .errors import EESRError
-from .graphed import GraphedCall, graph_backend
 from .model import EESR, ModelConfig
 from .train import (
     TrainConfig,
@@ -228,7 +228,7 @@ def train_folds(
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     vectorize: bool | None = None,
     cuda_graphs: bool = False,
-    graph_backend_: object | None = None,
+    graph_backend: object | None = None,
 ) -> list[tuple[EESR, list[dict]]]:
     """Train every fold of ``folds`` at once; returns what :func:`~eesr_lib.train.train_fold` returns, per fold.
 
@@ -238,7 +238,7 @@ def train_folds(
     from it: F folds' weights and Adam moments are hundreds of MB each. ``vectorize``: see the module
     (None: vmapped on a GPU, the folds' steps in turn elsewhere). ``cuda_graphs``: the vmapped step of all
     folds replays a CUDA graph (:mod:`eesr_lib.graphed`) for every full batch; needs ``vectorize``.
-    ``graph_backend_``: the tests' :class:`~eesr_lib.graphed.RerunGraphs` (the capture on a CPU)."""
+    ``graph_backend``: the tests' :class:`~eesr_lib.graphed.RerunGraphs` (the capture on a CPU)."""
     if not folds:
         return []
     device = torch.device(device)
@@ -323,10 +323,10 @@ def train_folds(
         return stats
 
     all_folds_step = (
-        GraphedCall(
+        graphed.GraphedCall(
             vmapped_step,
             replayable=lambda x, *_: x.shape[1] == cfg.batch_size,
-            backend=graph_backend(device, graph_backend_),
+            backend=graphed.graph_backend(device, graph_backend),
         )
         if cuda_graphs
         else vmapped_step

@@ -48,7 +48,7 @@ WARMUP_STEPS = 3
 
 def check_device(device: torch.device) -> None:
     if torch.device(device).type != "cuda":
-        raise EESRError(f"CUDA graphs need a CUDA device; this run is on {device} (drop --cuda-graphs there)")
+        raise EESRError(f"CUDA graphs need a CUDA device; this run is on {device} (train with cuda_graphs=False there)")
 
 
 def capturable_adam(model: EESR, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:

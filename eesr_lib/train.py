@@ -316,13 +316,16 @@ def train_fold(
     device = torch.device(device)
     torch.manual_seed(seed)
     model = EESR(model_cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     if cuda_graphs:
         from . import graphed  # here, not at the top: graphed imports this module
-
-        if graph_backend is None:
-            graphed.check_device(device)
-            opt = graphed.capturable_adam(model, cfg, device)
+    on_cuda_graphs = cuda_graphs and graph_backend is None  # not the tests' stand-in
+    if on_cuda_graphs:
+        graphed.check_device(device)
+        opt = graphed.capturable_adam(model, cfg, device)
+    else:
+        opt = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
+        )
     gen = torch.Generator(device="cpu").manual_seed(seed)
     history: list[dict] = []
     start_epoch = 0
@@ -337,7 +340,7 @@ def train_fold(
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         history = state["history"]
         start_epoch = state["epoch"]
-        if cuda_graphs and graph_backend is None:
+        if on_cuda_graphs:
             graphed.make_capturable(opt, device)  # load_state_dict brought back the saved run's settings
 
     precision = resolved_precision(cfg, device)  # recorded in each epoch's history

@@ -169,7 +169,7 @@ def test_the_graphed_stacked_step_is_the_vmapped_step_dropout_included():
     backend = CountingRerun()
     torch.manual_seed(7)
     graphed = train_folds(
-        model_cfg, cfg, folds, progress=False, vectorize=True, cuda_graphs=True, graph_backend_=backend
+        model_cfg, cfg, folds, progress=False, vectorize=True, cuda_graphs=True, graph_backend=backend
     )
     assert (backend.captures, backend.replays) == (1, 6 - WARMUP_STEPS)
     for (m_g, h_g), (m_e, h_e) in zip(graphed, eager):
