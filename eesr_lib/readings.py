@@ -217,6 +217,34 @@ def claims_reading(shown: Shown, noise: dict[str, dict]) -> str:
     return "\n".join(lines) if lines else "*Not enough finished runs for a reading yet.*"
 
 
+def budget_claims_reading(shown: Shown, noise: dict[str, dict]) -> str:
+    """Chapter 8: chapter 4's reading, claim by claim, at the chosen budget. ``shown``: the runs that
+    have all their folds at it (:func:`eesr_lib.tables.finished_runs` with ``plan.BUDGET_TAG``);
+    ``noise``: the training noise measured at 40 epochs (:func:`eesr_lib.tables.rerun_noise`), the only
+    one there is: no row has been trained twice at the longer budget."""
+    from .plan import CHOSEN_MULTIPLE
+
+    gap_sd = {p: r["gap_sd"] for p, r in noise.items()}
+    lines = table14_lines(shown) + baseline_lines(shown)
+    if any(shown.runs(p, v) for p in shown.protocols for v in ABLATIONS):
+        lines += ordering_lines(shown, gap_sd) + ingredient_lines(shown, gap_sd)
+    waiting = [f"{NAMES[v]} {s}" for (p, v), s in shown.status.items() if not shown.runs(p, v)]
+    wait = f" Not yet whole at {CHOSEN_MULTIPLE}x: {', '.join(waiting)}." if waiting else ""
+    if not lines:
+        return f"No claim can be read at {CHOSEN_MULTIPLE}x yet: it needs AE+EE,IN with all its folds.{wait}"
+    noise_note = (
+        f" The training-noise band is the one measured at 40 epochs (a second training of AE+EE,IN), "
+        f"since no row has been trained twice at {CHOSEN_MULTIPLE}x."
+        if noise
+        else ""
+    )
+    return (
+        f"**Chapter 4's reading at {CHOSEN_MULTIPLE}x**, from the rows that have all their folds at that budget, "
+        f"beside the IS10 baselines as they are (their training does not depend on it).{noise_note}{wait}\n\n"
+        + "\n".join(lines)
+    )
+
+
 def search_reading(log: pd.DataFrame) -> str:
     """Chapter 7: the recipe search on split 0, per protocol, against the IS10 baselines."""
     lines = []

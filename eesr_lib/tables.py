@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,13 +24,15 @@ from .corpora import Corpus
 from .experiments import VARIANT_NAMES as NAMES
 from .experiments import Experiments
 from .metrics import mean_std
-from .plan import ABLATIONS, runs_for
+from .plan import ABLATIONS, BASELINES, runs_for
 from .plan import status as plan_status
 from .report import paired_gap, pooled_intervals, pooled_metrics
+from .results import load_folds, variant_folder
 from .stats import compare_runs, retraining_noise
 
 N_BOOT = 2000  # bootstrap resamples of every interval the book prints
 PROPOSED = "ae+ee+in"
+RERUN_TAG = "gpu-rerun"  # the second training of AE+EE,IN, unchanged, that measures training noise
 
 
 def signed(x: float) -> str:
@@ -161,6 +164,31 @@ class Shown:
             return None
         row = t[(t.protocol == protocol) & (t.vs == NAMES[variant])]
         return None if row.empty else row.iloc[0]
+
+
+def finished_runs(
+    corpus: Corpus,
+    results_dir: str | Path,
+    protocols: Sequence[str],
+    variants: Sequence[str],
+    tag: str | None = None,
+) -> Shown:
+    """The experiments of ``corpus`` that have all their folds, read from ``results_dir`` (nothing
+    trains), as a :class:`Shown`; an unfinished one is left out and its status says how far it got.
+
+    ``tag``: the network rows' runs under that tag, e.g. ``plan.BUDGET_TAG``, trained at a longer
+    budget. The IS10 baselines are always read untagged: the SVM has no training budget, and IS10+MLP's
+    training loss is near zero by the paper's 40th epoch. Why whole runs only: a verdict read from some
+    folds of a pair would change with every fold that lands."""
+    records, status = {}, {}
+    for p in protocols:
+        for v in variants:
+            folder = variant_folder(v, None if v in BASELINES else tag)
+            recs = load_folds(results_dir, corpus.name, p, folder)
+            whole = bool(recs) and len(recs) == recs[0]["n_folds"]
+            records[p, v] = recs if whole else []
+            status[p, v] = f"{len(recs)}/{recs[0]['n_folds']} folds" if recs else "not run yet"
+    return Shown(corpus, list(protocols), list(variants), records, status, tag)
 
 
 def status_table(shown: Shown) -> pd.DataFrame:
@@ -379,9 +407,6 @@ def agreement_markdown(shown: Shown) -> str | None:
 def rerun_noise(shown: Shown, results_dir: str, rerun_tag: str | None) -> tuple[dict, dict]:
     """({protocol: :func:`eesr_lib.stats.retraining_noise`}, {protocol: the second run's folds}) for
     every protocol where AE+EE,IN was trained a second time under ``rerun_tag``."""
-    from .report import load_folds
-    from .results import variant_folder
-
     noise, reruns = {}, {}
     for protocol in shown.protocols:
         first = shown.runs(protocol, PROPOSED)

@@ -82,3 +82,9 @@ def test_no_function_is_defined_in_two_chapters():
             where.setdefault(name, []).append(path.stem)
     repeated = {name: stems for name, stems in where.items() if len(stems) > 1}
     assert not repeated, f"defined in more than one chapter: {repeated}"
+
+
+def test_chapter_4_measures_training_noise_with_the_rerun_chapter_8_reads():
+    from eesr_lib.tables import RERUN_TAG
+
+    assert parameters(ROOT / "notebooks" / "04_results.ipynb")["rerun_tag"] == RERUN_TAG

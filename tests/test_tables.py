@@ -133,3 +133,54 @@ def test_figures_of_the_result_chapters(shown):
     assert len(figures.confusion_panels(pooled, LABELS, "t").axes) == 1
     noise = {"kfold5": {"folds": [0, 1], "first": [80.0, 70.0], "again": [81.0, 69.0]}}
     assert len(figures.rerun_scatter(noise, "toy").axes) == 1
+
+
+def _write_runs(root, dataset, runs):
+    """Fold records as ``eesr run`` leaves them: ``runs`` maps a run folder to its records."""
+    import json
+
+    for folder, recs in runs.items():
+        path = root / dataset / "kfold5" / folder
+        path.mkdir(parents=True, exist_ok=True)
+        for r in recs:
+            (path / f"fold_{r['fold']}.json").write_text(json.dumps(r))
+
+
+def test_runs_at_a_longer_budget_are_read_whole_beside_the_untagged_baselines(tmp_path, shown):
+    from eesr_lib import plan
+
+    tag = plan.BUDGET_TAG
+    proposed, ae, svm = (shown.runs("kfold5", v) for v in ("ae+ee+in", "ae", "is10+svm"))
+    _write_runs(tmp_path, "toy", {f"ae+ee+in@{tag}": proposed, f"ae@{tag}": ae[:2], "is10+svm": svm, "ae": ae})
+    variants = ["ae+ee+in", "ae", "ae+ee", "is10+svm"]
+    at = tables.finished_runs(shown.corpus, tmp_path, ["kfold5"], variants, tag=tag)
+    assert at.runs("kfold5", "is10+svm") == svm  # the SVM has no budget: read untagged
+    assert at.runs("kfold5", "ae") == [] and at.status["kfold5", "ae"] == "2/3 folds"  # not whole: left out
+    assert at.status["kfold5", "ae+ee"] == "not run yet" and len(at.runs("kfold5", "ae+ee+in")) == N_FOLDS
+    text = readings.budget_claims_reading(at, noise={})
+    gap = at.fold_gap("kfold5", "ae+ee+in", "is10+svm")[0]
+    assert f"reading at {plan.CHOSEN_MULTIPLE}x" in text and f"ours {gap:+.1f} UA" in text
+    x = f"{plan.CHOSEN_MULTIPLE}x"
+    assert f"Not yet whole at {x}: AE 2/3 folds, AE+EE not run yet." in text and "Each ingredient" not in text
+    assert "training-noise band" not in text  # no noise measured: no band claimed
+    _write_runs(tmp_path, "toy", {f"ae@{tag}": ae})  # the last fold lands: the ablation is read
+    at = tables.finished_runs(shown.corpus, tmp_path, ["kfold5"], variants, tag=tag)
+    text = readings.budget_claims_reading(at, noise={"kfold5": {"gap_sd": 1.0}})
+    assert "**Each ingredient adds**, kfold5 (ablation minus AE+EE,IN, UA points): AE " in text
+    assert "measured at 40 epochs" in text and "AE 2/3" not in text
+    nothing = tables.finished_runs(shown.corpus, tmp_path / "none", ["kfold5"], variants, tag=tag)
+    assert readings.budget_claims_reading(nothing, {}).startswith(f"No claim can be read at {x} yet")
+
+
+def test_the_introduction_reads_the_bar_at_the_chosen_budget_only_from_every_fold(tmp_path, shown):
+    from eesr_lib import claims, plan
+    from eesr_lib.findings import MISSING, curve_numbers
+
+    proposed, svm = shown.runs("kfold5", "ae+ee+in"), shown.runs("kfold5", "is10+svm")
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{plan.BUDGET_TAG}": proposed[:2], "is10+svm": svm})
+    assert curve_numbers(tmp_path)["fused_vs_svm_budget"] == MISSING  # two of three folds: no verdict yet
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{plan.BUDGET_TAG}": proposed})
+    gap = shown.fold_gap("kfold5", "ae+ee+in", "is10+svm")[0]
+    text = curve_numbers(tmp_path)["fused_vs_svm_budget"]
+    assert text.startswith(f"{tables.signed(gap)} UA points over IS10+SVM on average over the 3 folds")
+    assert text.endswith("not met" if gap < claims.BEATS_BASELINE_UA else ": met")
