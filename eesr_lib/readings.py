@@ -8,14 +8,16 @@ verdict sits next to the rule that gives it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from . import claims, paper
+from . import claims, paper, plan
 from .corpora import Corpus
 from .experiments import VARIANT_NAMES as NAMES
 from .plan import ABLATIONS, runs_for
-from .tables import PROPOSED, Shown, signed
+from .tables import PROPOSED, RERUN_TAG, Shown, finished_runs, rerun_noise, signed
 
 # Table 4's pairs that differ by exactly one ingredient: (with, without)
 INGREDIENTS = {
@@ -218,31 +220,59 @@ def claims_reading(shown: Shown, noise: dict[str, dict]) -> str:
 
 
 def budget_claims_reading(shown: Shown, noise: dict[str, dict]) -> str:
-    """Chapter 8: chapter 4's reading, claim by claim, at the chosen budget. ``shown``: the runs that
+    """Chapters 4 and 8: chapter 4's reading, claim by claim, at the chosen budget. ``shown``: the runs that
     have all their folds at it (:func:`eesr_lib.tables.finished_runs` with ``plan.BUDGET_TAG``);
     ``noise``: the training noise measured at 40 epochs (:func:`eesr_lib.tables.rerun_noise`), the only
     one there is: no row has been trained twice at the longer budget."""
-    from .plan import CHOSEN_MULTIPLE
-
     gap_sd = {p: r["gap_sd"] for p, r in noise.items()}
+    x = f"{plan.CHOSEN_MULTIPLE}x"
     lines = table14_lines(shown) + baseline_lines(shown)
     if any(shown.runs(p, v) for p in shown.protocols for v in ABLATIONS):
         lines += ordering_lines(shown, gap_sd) + ingredient_lines(shown, gap_sd)
     waiting = [f"{NAMES[v]} {s}" for (p, v), s in shown.status.items() if not shown.runs(p, v)]
-    wait = f" Not yet whole at {CHOSEN_MULTIPLE}x: {', '.join(waiting)}." if waiting else ""
+    wait = f" Not yet whole at {x}: {', '.join(waiting)}." if waiting else ""
     if not lines:
-        return f"No claim can be read at {CHOSEN_MULTIPLE}x yet: it needs AE+EE,IN with all its folds.{wait}"
+        return f"No claim can be read at {x} yet: it needs AE+EE,IN with all its folds.{wait}"
     noise_note = (
         f" The training-noise band is the one measured at 40 epochs (a second training of AE+EE,IN), "
-        f"since no row has been trained twice at {CHOSEN_MULTIPLE}x."
+        f"since no row has been trained twice at {x}."
         if noise
         else ""
     )
     return (
-        f"**Chapter 4's reading at {CHOSEN_MULTIPLE}x**, from the rows that have all their folds at that budget, "
+        f"**The same claims at {x} today's optimizer steps** (runs tagged `{plan.BUDGET_TAG}`, chapter 8), from the "
+        "rows that have all their folds at that budget, "
         f"beside the IS10 baselines as they are (their training does not depend on it).{noise_note}{wait}\n\n"
         + "\n".join(lines)
     )
+
+
+def claims_at_budget(corpus: Corpus, results_dir: str | Path) -> str | None:
+    """:func:`budget_claims_reading` of ``corpus``'s results at the chosen budget (chapters 4 and 8), or
+    None where the budget run list does not cover the corpus."""
+    if not plan.budget_runs(corpus):
+        return None
+    variants = [*plan.DECISIVE, "ae+in", *plan.BASELINES]
+    at_budget = finished_runs(corpus, results_dir, ["kfold5"], variants, tag=plan.BUDGET_TAG)
+    noise, _ = rerun_noise(finished_runs(corpus, results_dir, ["kfold5"], [PROPOSED]), results_dir, RERUN_TAG)
+    return budget_claims_reading(at_budget, noise)
+
+
+def verdict_at_budget(corpus: Corpus, results_dir: str | Path) -> str | None:
+    """Chapter 7: :func:`verdict_line` (the bar against IS10+SVM) for the proposed model trained at the chosen
+    budget, once all its 5-fold runs are in; None where the budget run list does not cover the corpus."""
+    if not plan.budget_runs(corpus):
+        return None
+    x = f"{plan.CHOSEN_MULTIPLE}x"
+    shown = finished_runs(corpus, results_dir, ["kfold5"], [PROPOSED, "is10+svm"], tag=plan.BUDGET_TAG)
+    pair = {v: shown.runs("kfold5", v) for v in (PROPOSED, "is10+svm")}
+    if not all(pair.values()):
+        return (
+            f"At {x} today's optimizer steps (chapter 8) the verdict waits for every fold: AE+EE,IN "
+            f"{shown.status['kfold5', PROPOSED]}."
+        )
+    line = verdict_line(f"kfold5 at {x}", pair, shown.comparison("kfold5", "is10+svm").to_dict())
+    return f"At {x} today's optimizer steps (chapter 8; IS10+SVM is the same run):\n\n{line}"
 
 
 def search_reading(log: pd.DataFrame) -> str:
@@ -357,7 +387,7 @@ def curves_reading(summary: pd.DataFrame) -> str:
 def budget_reading(curves: pd.DataFrame) -> str:
     """Chapter 8: what the learning curves say about the budget of the outer runs
     (``eesr_lib.plan.CHOSEN_MULTIPLE``), curve by curve."""
-    from . import budget, plan
+    from . import budget
 
     chosen = plan.CHOSEN_MULTIPLE
     verdict = budget.chosen_budget_reading(curves, chosen)

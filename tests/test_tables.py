@@ -159,7 +159,7 @@ def test_runs_at_a_longer_budget_are_read_whole_beside_the_untagged_baselines(tm
     assert at.status["kfold5", "ae+ee"] == "not run yet" and len(at.runs("kfold5", "ae+ee+in")) == N_FOLDS
     text = readings.budget_claims_reading(at, noise={})
     gap = at.fold_gap("kfold5", "ae+ee+in", "is10+svm")[0]
-    assert f"reading at {plan.CHOSEN_MULTIPLE}x" in text and f"ours {gap:+.1f} UA" in text
+    assert f"The same claims at {plan.CHOSEN_MULTIPLE}x" in text and f"ours {gap:+.1f} UA" in text
     x = f"{plan.CHOSEN_MULTIPLE}x"
     assert f"Not yet whole at {x}: AE 2/3 folds, AE+EE not run yet." in text and "Each ingredient" not in text
     assert "training-noise band" not in text  # no noise measured: no band claimed
@@ -184,3 +184,33 @@ def test_the_introduction_reads_the_bar_at_the_chosen_budget_only_from_every_fol
     text = curve_numbers(tmp_path)["fused_vs_svm_budget"]
     assert text.startswith(f"{tables.signed(gap)} UA points over IS10+SVM on average over the 3 folds")
     assert text.endswith("not met" if gap < claims.BEATS_BASELINE_UA else ": met")
+
+
+def test_chapters_read_the_budget_claims_only_where_the_budget_runs_are_planned(tmp_path, shown):
+    from dataclasses import replace
+
+    from eesr_lib import plan
+
+    assert readings.claims_at_budget(shown.corpus, tmp_path) is None  # the budget list covers EMODB only
+    emodb = replace(shown.corpus, name="emodb")
+    proposed, svm = shown.runs("kfold5", "ae+ee+in"), shown.runs("kfold5", "is10+svm")
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{plan.BUDGET_TAG}": proposed, "is10+svm": svm})
+    text = readings.claims_at_budget(emodb, tmp_path)
+    assert "**AE+EE,IN above IS10+SVM**" in text and "training-noise band" not in text  # no rerun: no band
+
+
+def test_the_bar_at_the_chosen_budget_waits_for_every_fold(tmp_path, shown):
+    from dataclasses import replace
+
+    from eesr_lib import plan
+
+    emodb = replace(shown.corpus, name="emodb")
+    proposed, svm = shown.runs("kfold5", "ae+ee+in"), shown.runs("kfold5", "is10+svm")
+    assert readings.verdict_at_budget(shown.corpus, tmp_path) is None
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{plan.BUDGET_TAG}": proposed[:1], "is10+svm": svm})
+    assert readings.verdict_at_budget(emodb, tmp_path).endswith("verdict waits for every fold: AE+EE,IN 1/3 folds.")
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{plan.BUDGET_TAG}": proposed})
+    text = readings.verdict_at_budget(emodb, tmp_path)
+    gap = shown.fold_gap("kfold5", "ae+ee+in", "is10+svm")[0]
+    assert f"**kfold5 at {plan.CHOSEN_MULTIPLE}x** (3 of 3 folds): AE+EE,IN minus IS10+SVM = **{gap:+.1f}**" in text
+    assert "95 % interval over speakers" in text and "**not met**" in text  # the toy model is below the SVM
