@@ -154,6 +154,49 @@ def outer_folds(
     return pd.DataFrame(rows)
 
 
+def outer_test_curves(
+    results_dir: str | Path, dataset: str, variants: list[str], tag: str, protocol: str = "kfold5"
+) -> pd.DataFrame:
+    """The test-fold UA after every epoch of the outer runs tagged ``tag`` (recorded for the test-fold-
+    selection demonstration), one row per variant, fold and epoch, with the budget multiple it stands for.
+
+    Why read it at all: with a constant learning rate the model after epoch *e* of a long run is the model
+    a run of *e* epochs would have ended with, so one run gives its test score at every budget. It is read
+    at budgets fixed in advance (:func:`at_budgets`), never searched for the best one."""
+    key = SCORE_KEYS["test"]["ua"]
+    rows = []
+    for v in variants:
+        for k, rec in fold_records(run_dir(results_dir, dataset, protocol, v, tag)).items():
+            per_epoch = rec["history"][0]["steps"]
+            rows += [
+                {
+                    "variant": v,
+                    "fold": k,
+                    "epoch": h["epoch"],
+                    "multiple": h["steps"] / (per_epoch * TODAY_EPOCHS),
+                    "test_ua": h[key],
+                }
+                for h in rec["history"]
+                if key in h
+            ]
+    return pd.DataFrame(rows, columns=["variant", "fold", "epoch", "multiple", "test_ua"])
+
+
+def at_budgets(curves: pd.DataFrame, multiples: tuple[float, ...] = (1, 2, 4, 8)) -> pd.DataFrame:
+    """:func:`outer_test_curves` read after the epochs that make each of ``multiples`` x today's budget: per
+    variant, the mean over its folds (``folds``: which; rows with other folds are not paired) of the test
+    UA at that epoch."""
+    rows = []
+    for v, pts in curves.groupby("variant", sort=False):
+        folds = sorted(pts.fold.unique())
+        row = {"variant": v, "folds": ", ".join(map(str, folds))}
+        for m in multiples:
+            at = pts[pts.epoch == round(m * TODAY_EPOCHS)]
+            row[f"{m:g}x"] = at.test_ua.mean() if at.fold.nunique() == len(folds) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _arithmetic(record: dict) -> tuple:
     """What fixes the order of a run's floating-point sums: device, CPU threads, processor."""
     hw = record.get("provenance", {}).get("hardware", {})

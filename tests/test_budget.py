@@ -125,3 +125,28 @@ def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_m
     unknown = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: float("nan")}]))
     assert "premise" not in unknown and "passed through" not in unknown and "within the run" not in unknown
     assert "No outer fold has finished" in readings.outer_budget_reading(pd.DataFrame())
+
+
+def test_outer_test_curves_are_read_at_budgets_fixed_in_advance(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eesr_lib import figures
+
+    key = "test_ua_not_for_selection"
+    for variant, folds in (("ae", (0, 1)), ("ae+ee", (0,))):
+        folder = tmp_path / "emodb" / "kfold5" / f"{variant}@budget8x"
+        folder.mkdir(parents=True)
+        for k in folds:
+            hist = [{"epoch": e, "steps": 14 * e, key: 50.0 + k + e / 10} for e in range(1, 161)]
+            hist[-1] = {"epoch": 160, "steps": 14 * 160}  # an epoch without a test score is skipped
+            (folder / f"fold_{k}.json").write_text(json.dumps({"fold": k, "history": hist}))
+    curves = budget.outer_test_curves(tmp_path, "emodb", ["ae", "ae+ee", "ae-os"], "budget8x")
+    assert len(curves) == 3 * 159 and set(curves.variant) == {"ae", "ae+ee"}  # no run of ae-os: no rows
+    assert curves.multiple.max() == pytest.approx(159 / 40)
+    t = budget.at_budgets(curves, (1, 2, 4)).set_index("variant")
+    # after epoch 40: folds 0 and 1 of ae score 54.0 and 55.0; after epoch 160 there is no score
+    assert t.loc["ae", "1x"] == pytest.approx(54.5) and t.loc["ae", "folds"] == "0, 1"
+    assert t.loc["ae+ee", "2x"] == pytest.approx(58.0) and np.isnan(t.loc["ae", "4x"])
+    fig = figures.outer_test_curve_figure(curves)
+    assert len(fig.axes[0].lines) == 2 + 1 + 1 + 1 + 1  # per fold and per variant's mean, and today's marker
