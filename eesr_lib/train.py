@@ -284,6 +284,11 @@ def set_epoch_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> No
             group["lr"] = epoch_lr(cfg, epoch)
 
 
+# One fold's checkpoint is ~325 MB (27 M weights and Adam's two moments): written every epoch it cost 0.3-1 s
+# of a ~11 s CPU epoch (benchmarks/README.md), more of a GPU's. An interruption loses at most this much training.
+CHECKPOINT_EVERY_S = 120.0
+
+
 def train_fold(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -298,15 +303,17 @@ def train_fold(
     after_epoch=None,
     cuda_graphs: bool = False,
     graph_backend=None,
+    checkpoint_every_s: float | None = None,
 ) -> tuple[EESR, list[dict]]:
     """Train a fresh model on one fold's training utterances; resumes from ``checkpoint``.
 
-    ``is10`` must already be standardized (see :func:`standardize_is10`). After each
-    epoch the full state (model, optimizer, RNGs, loss history) is written atomically to
-    ``checkpoint``, so an interrupted fold continues at the next epoch with the same
-    random stream it would have had. ``on_epoch(epoch, model)`` may return entries to add to
+    ``is10`` must already be standardized (see :func:`standardize_is10`). At the end of an epoch, when
+    ``checkpoint_every_s`` (None: :data:`CHECKPOINT_EVERY_S`, read at the call) have passed since the last
+    write, and after the last epoch, the full state (model, optimizer, RNGs, loss history) is written
+    atomically to ``checkpoint``, so an interrupted fold continues after the last epoch written with the
+    same random stream it would have had. ``on_epoch(epoch, model)`` may return entries to add to
     the epoch's history record (e.g. a validation score); ``after_epoch(history)`` sees the
-    history once the epoch is recorded and checkpointed (e.g. to write a partial learning curve).
+    history once the epoch is recorded (and checkpointed, when it is; e.g. to write a partial learning curve).
     Each record counts the optimizer ``steps`` and training ``crops_seen`` since the start of
     training: the budget in units that do not depend on what an "epoch" was taken to mean.
 
@@ -350,6 +357,8 @@ def train_fold(
     n = len(specs)
     crop_set = epoch_crops(bank, cfg, seed)  # None: fresh random crops each epoch
     step = graphed.graphed_train_step(model, opt, cfg, device, graph_backend) if cuda_graphs else None
+    every_s = CHECKPOINT_EVERY_S if checkpoint_every_s is None else checkpoint_every_s
+    last_save = time.monotonic()
     bar = epoch_bar(start_epoch, cfg, progress)
     for epoch in bar:
         t_epoch = time.perf_counter()
@@ -394,7 +403,8 @@ def train_fold(
             record.update(on_epoch(epoch + 1, model) or {})
         history.append(record)
         bar.set_postfix(ae=f"{record['loss_ae']:.4f}", ec=f"{record['loss_ec']:.3f}")
-        if checkpoint is not None:
+        if checkpoint is not None and (epoch + 1 == cfg.epochs or time.monotonic() - last_save >= every_s):
+            last_save = time.monotonic()
             _save_atomic(
                 {
                     "model": model.state_dict(),

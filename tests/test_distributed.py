@@ -183,6 +183,7 @@ def test_a_worker_killed_mid_fold_is_retried_and_resumes(mini, cluster, tmp_path
 
         if job.fold == 4:
             raise ValueError("a fold that fails")
+        train_mod.CHECKPOINT_EVERY_S = 0.0  # a checkpoint after every epoch, on this worker
         if job.fold == 2 and not marker.exists():
             real, calls = train_mod.train_step, [0]
 

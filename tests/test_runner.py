@@ -71,6 +71,7 @@ def test_interrupted_fold_resumes_and_matches_an_uninterrupted_run(mini, tmp_pat
         return real_step(*a, **k)
 
     monkeypatch.setattr(train_mod, "train_step", dying_step)
+    monkeypatch.setattr(train_mod, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
     with pytest.raises(KeyboardInterrupt):
         _run(mini, tmp_path / "b", folds_to_run=[1], epochs=2)
     out = tmp_path / "b" / "emodb_mini" / "kfold5" / "ae+ee+in"

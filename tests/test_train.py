@@ -95,7 +95,23 @@ def _interrupt_after_epoch_1(feats, ckpt, **kw):
             raise Stop
 
     with pytest.raises(Stop):
-        _short(feats, epochs=2, checkpoint=ckpt, on_epoch=stop, **kw)
+        _short(feats, epochs=2, checkpoint=ckpt, on_epoch=stop, checkpoint_every_s=0, **kw)
+
+
+def test_a_fold_checkpoints_at_most_every_so_often_and_after_its_last_epoch(feats, tmp_path):
+    ckpt = tmp_path / "fold.ckpt.pt"
+    written = []
+
+    def seen(epoch, model):
+        written.append(torch.load(ckpt, weights_only=False)["epoch"] if ckpt.exists() else None)
+
+    _short(feats, epochs=3, checkpoint=ckpt, on_epoch=seen, checkpoint_every_s=3600)
+    # no write before the hour is up, however many epochs end; the last epoch's is written regardless
+    assert written == [None, None, None] and torch.load(ckpt, weights_only=False)["epoch"] == 3
+    ckpt.unlink()
+    written.clear()
+    _short(feats, epochs=3, checkpoint=ckpt, on_epoch=seen, checkpoint_every_s=0)
+    assert written == [None, 1, 2]  # every epoch (on_epoch runs before its own epoch is written)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
