@@ -236,7 +236,8 @@ def curve_numbers(results_dir: str | Path) -> dict[str, str]:
         # the gain within each run (from its own epoch 40) where the 40-epoch run did other arithmetic
         gain = t["UA change"].where(t["same arithmetic"], t["UA gain in run"])
         n = len(t)
-        return f"{n} of 5 folds so far, UA {_range(list(gain), '+.1f')} over the extra steps" + (
+        done = "all 5 folds" if n == 5 else f"{n} of 5 folds so far"
+        return f"{done}, UA {_range(list(gain), '+.1f')} over the extra steps" + (
             " (one fold: the five together decide)" if n == 1 else ""
         )
 

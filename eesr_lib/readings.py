@@ -441,8 +441,8 @@ def outer_budget_reading(table: pd.DataFrame) -> str:
         + _premise_check(table)
         + (
             "\n\nEach change is one training run against another on one test fold, within the training noise "
-            "until shown otherwise; the gaps, noise bands and verdicts of [chapter 4](04_results.ipynb) are "
-            "computed at this budget once both rows of a pair have all their folds."
+            "until shown otherwise; chapter 4's gaps, noise band and verdicts at this budget are read below, "
+            "from the rows that have all their folds."
         )
     )
 
