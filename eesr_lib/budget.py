@@ -182,10 +182,14 @@ def outer_test_curves(
     return pd.DataFrame(rows, columns=["variant", "fold", "epoch", "multiple", "test_ua"])
 
 
-def at_budgets(curves: pd.DataFrame, multiples: tuple[float, ...] = (1, 2, 4, 8)) -> pd.DataFrame:
+def at_budgets(
+    curves: pd.DataFrame,
+    multiples: tuple[float, ...] = (1, 2, 4, 8),
+    flat: dict[str, dict[int, float]] | None = None,
+) -> pd.DataFrame:
     """:func:`outer_test_curves` read after the epochs that make each of ``multiples`` x today's budget: per
     variant, the mean over its folds (``folds``: which; rows with other folds are not paired) of the test
-    UA at that epoch."""
+    UA at that epoch. ``flat``: rows whose score has no budget (name -> {fold: UA}), e.g. IS10+SVM's."""
     rows = []
     for v, pts in curves.groupby("variant", sort=False):
         folds = sorted(pts.fold.unique())
@@ -194,6 +198,11 @@ def at_budgets(curves: pd.DataFrame, multiples: tuple[float, ...] = (1, 2, 4, 8)
             at = pts[pts.epoch == round(m * TODAY_EPOCHS)]
             row[f"{m:g}x"] = at.test_ua.mean() if at.fold.nunique() == len(folds) else np.nan
         rows.append(row)
+    for name, by_fold in (flat or {}).items():  # a row without a training budget (IS10+SVM): the same in each column
+        mean = float(np.mean(list(by_fold.values())))
+        rows.append(
+            {"variant": name, "folds": ", ".join(map(str, sorted(by_fold)))} | {f"{m:g}x": mean for m in multiples}
+        )
     return pd.DataFrame(rows)
 
 

@@ -325,11 +325,12 @@ def selective_figure(curves: dict[str, pd.Series], where: str) -> plt.Figure:
     return fig
 
 
-def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9) -> plt.Figure:
+def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9, flat: dict[str, float] | None = None) -> plt.Figure:
     """The outer folds' test UA against the budget the model has had (``curves``:
     :func:`eesr_lib.budget.outer_test_curves`): one colour per variant, a thin line per fold, a thick
     one for the mean over its folds; each a centred running mean over ``smooth`` epochs, since one
-    epoch's score on a ~107-utterance fold jumps by a few points. For reading, never for choosing."""
+    epoch's score on a ~107-utterance fold jumps by a few points. ``flat``: dashed lines for scores
+    without a budget (IS10+SVM's mean UA). For reading, never for choosing."""
     fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
     for i, (variant, pts) in enumerate(curves.groupby("variant", sort=False)):
         color = f"C{i}"
@@ -339,6 +340,8 @@ def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9) -> plt.Figure
             ax.plot(wide.index, wide[fold], color=color, alpha=0.25, linewidth=0.8)
         n = wide.shape[1]
         ax.plot(wide.index, wide.mean(axis=1), color=color, linewidth=2.2, label=f"{variant} (mean of {n} folds)")
+    for name, value in (flat or {}).items():
+        ax.axhline(value, color="k", linestyle="--", linewidth=1, label=name)
     ax.axvline(1, color="k", linestyle=":", linewidth=1)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="optimizer steps, as a multiple of today's budget (log scale; dotted: today's 40 epochs)")

@@ -144,9 +144,11 @@ def test_outer_test_curves_are_read_at_budgets_fixed_in_advance(tmp_path):
     curves = budget.outer_test_curves(tmp_path, "emodb", ["ae", "ae+ee", "ae-os"], "budget8x")
     assert len(curves) == 3 * 159 and set(curves.variant) == {"ae", "ae+ee"}  # no run of ae-os: no rows
     assert curves.multiple.max() == pytest.approx(159 / 40)
-    t = budget.at_budgets(curves, (1, 2, 4)).set_index("variant")
+    t = budget.at_budgets(curves, (1, 2, 4), flat={"is10+svm": {0: 60.0, 1: 70.0}}).set_index("variant")
+    assert t.loc["is10+svm", "folds"] == "0, 1" and (t.loc["is10+svm", ["1x", "2x", "4x"]] == 65.0).all()
     # after epoch 40: folds 0 and 1 of ae score 54.0 and 55.0; after epoch 160 there is no score
     assert t.loc["ae", "1x"] == pytest.approx(54.5) and t.loc["ae", "folds"] == "0, 1"
     assert t.loc["ae+ee", "2x"] == pytest.approx(58.0) and np.isnan(t.loc["ae", "4x"])
-    fig = figures.outer_test_curve_figure(curves)
-    assert len(fig.axes[0].lines) == 2 + 1 + 1 + 1 + 1  # per fold and per variant's mean, and today's marker
+    fig = figures.outer_test_curve_figure(curves, flat={"is10+svm": 65.0})
+    # per fold and per variant's mean, the SVM's level and today's marker
+    assert len(fig.axes[0].lines) == 2 + 1 + 1 + 1 + 1 + 1
