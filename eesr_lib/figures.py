@@ -328,14 +328,16 @@ def selective_figure(curves: dict[str, pd.Series], where: str) -> plt.Figure:
 def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9, flat: dict[str, float] | None = None) -> plt.Figure:
     """The outer folds' test UA against the budget the model has had (``curves``:
     :func:`eesr_lib.budget.outer_test_curves`): one colour per variant, a thin line per fold, a thick
-    one for the mean over its folds; each a centred running mean over ``smooth`` epochs, since one
+    one for the mean over its folds; each a centred running mean over about ``smooth`` epochs (over
+    fewer points where a row was scored every few epochs, see ``runner.TEST_CURVE_EVERY_BN``), since one
     epoch's score on a ~107-utterance fold jumps by a few points. ``flat``: dashed lines for scores
     without a budget (IS10+SVM's mean UA). For reading, never for choosing."""
     fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
     for i, (variant, pts) in enumerate(curves.groupby("variant", sort=False)):
         color = f"C{i}"
         wide = pts.pivot_table(index="multiple", columns="fold", values="test_ua")
-        wide = wide.rolling(smooth, center=True, min_periods=1).mean()
+        spacing = float(np.median(np.diff(np.sort(pts.epoch.unique())))) if pts.epoch.nunique() > 1 else 1.0
+        wide = wide.rolling(max(1, round(smooth / spacing)), center=True, min_periods=1).mean()
         for fold in wide:
             ax.plot(wide.index, wide[fold], color=color, alpha=0.25, linewidth=0.8)
         n = wide.shape[1]
@@ -345,7 +347,7 @@ def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9, flat: dict[st
     ax.axvline(1, color="k", linestyle=":", linewidth=1)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="optimizer steps, as a multiple of today's budget (log scale; dotted: today's 40 epochs)")
-    ax.set(ylabel=f"test UA (%), running mean of {smooth} epochs")
+    ax.set(ylabel=f"test UA (%), running mean of ~{smooth} epochs")
     ax.set_title("Outer test folds during the longer runs (recorded for the demonstration, never read to choose)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -427,6 +427,11 @@ def train_fold(
 RECALIBRATION_PASSES = 2  # random crops of every training utterance, averaged into the BN statistics
 
 
+def recalibrates(model_cfg: ModelConfig, cfg: TrainConfig) -> bool:
+    """Whether scoring the model needs its batch-norm statistics re-estimated first (:func:`recalibrate_batch_norm`)."""
+    return cfg.bn_stats == "recalibrate" and model_cfg.norm == "batch"
+
+
 @torch.no_grad()
 def recalibrate_batch_norm(model: EESR, bank: CropBank, cfg: TrainConfig, seed: int, device: torch.device) -> bool:
     """Replace the encoder's batch-norm running statistics by their average over training crops,

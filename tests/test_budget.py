@@ -152,3 +152,26 @@ def test_outer_test_curves_are_read_at_budgets_fixed_in_advance(tmp_path):
     fig = figures.outer_test_curve_figure(curves, flat={"is10+svm": 65.0})
     # per fold and per variant's mean, the SVM's level and today's marker
     assert len(fig.axes[0].lines) == 2 + 1 + 1 + 1 + 1 + 1
+
+
+def test_outer_test_curve_figure_smooths_over_epochs_not_points(tmp_path):
+    """A batch-norm row scored every 4th epoch is smoothed over ~the same number of epochs as a row scored
+    after each: with smooth=9, two points of it (alternating 50 and 60: exactly 55), not nine (54.4 or 55.6)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eesr_lib import figures
+
+    key = "test_ua_not_for_selection"
+    folder = tmp_path / "emodb" / "kfold5" / "ae@budget8x"
+    folder.mkdir(parents=True)
+    hist = [{"epoch": e, "steps": 14 * e} for e in range(1, 161)]
+    for h in hist[3::4]:
+        h[key] = 60.0 if h["epoch"] % 8 == 0 else 50.0
+    (folder / "fold_0.json").write_text(json.dumps({"fold": 0, "history": hist}))
+    curves = budget.outer_test_curves(tmp_path, "emodb", ["ae"], "budget8x")
+    assert list(curves.epoch) == list(range(4, 161, 4))
+    assert budget.at_budgets(curves, (1, 2, 4)).set_index("variant").loc["ae", "4x"] == 60.0
+    fig = figures.outer_test_curve_figure(curves, smooth=9)
+    mean_line = fig.axes[0].lines[1].get_ydata()
+    assert np.allclose(mean_line[1:], 55.0)

@@ -279,6 +279,24 @@ def test_outer_test_curve_is_recorded_but_changes_nothing(mini, tmp_path):
         _run(mini, tmp_path, folds_to_run=[1], epochs=1, test_curve=True, selection=True)
 
 
+def test_batch_norm_rows_score_their_test_curve_every_few_epochs(mini, tmp_path, monkeypatch):
+    """Each test score of a BN row first re-estimates its statistics over the training crops, so its test
+    curve is scored every TEST_CURVE_EVERY_BN epochs and after the last; that changes neither training nor
+    the fold's scores, and the rows without BN keep a score after every epoch."""
+    k = len(mini.labels)
+    assert runner.epochs_between_test_scores(*variants.configs("ae", k)) == runner.TEST_CURVE_EVERY_BN > 1
+    assert runner.epochs_between_test_scores(*variants.configs("ae+ee+in", k)) == 1
+    assert runner.epochs_between_test_scores(*variants.configs("ae", k, {"bn_stats": "running"})) == 1
+    monkeypatch.setattr(runner, "TEST_CURVE_EVERY_BN", 2)
+    (plain,) = _run(mini, tmp_path / "a", "ae", folds_to_run=[1], epochs=3)
+    (curve,) = _run(mini, tmp_path / "b", "ae", folds_to_run=[1], epochs=3, test_curve=True)
+    key = results.SCORE_KEYS["test"]["ua"]
+    assert [h["epoch"] for h in curve["history"] if key in h] == [2, 3]  # every 2nd epoch, and the last
+    assert curve["history"][-1][key] == curve["metrics"]["ua"]
+    assert [p["scores"] for p in curve["predictions"]] == [p["scores"] for p in plain["predictions"]]
+    assert [h["loss_total"] for h in curve["history"]] == [h["loss_total"] for h in plain["history"]]
+
+
 def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path):
     from eesr_lib import plan
 
