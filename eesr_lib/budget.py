@@ -250,3 +250,66 @@ def chosen_budget_reading(curves: pd.DataFrame, multiple: float) -> str:
         if verdict in readings:
             return verdict
     return PLATEAU
+
+
+# --------------------------------------------------------------- departures from the paper's recipe
+PAPER_RECIPE = "paper's recipe"  # :func:`departure_table`'s name for the single-stage recipe of eq. 4
+# A departure is adopted only if, compared with the paper's recipe on every inner split, it is ahead on
+# average with a one-sided paired t-test over the splits below this p-value (scipy.stats.ttest_rel).
+DEPARTURE_P = 0.05
+
+
+def departure_table(results_dir: str | Path, dataset: str, protocol: str = "kfold5") -> pd.DataFrame:
+    """The departures from the paper's single-stage recipe (``plan.DEPARTURES``) beside that recipe, each
+    trained at the chosen budget on the inner splits of ``protocol`` and scored on their validation parts
+    (the outer test folds are never read): one row per option that has a finished split, with its mean
+    validation UA and, over the splits both have finished, its paired gain on the paper's recipe, on how
+    many splits it is ahead, and the one-sided paired t-test's p-value (NaN under two splits)."""
+    from scipy.stats import ttest_rel
+
+    from .plan import BUDGET_TAG, DEPARTURES, PROPOSED
+
+    def scores(tag: str) -> dict[int, float]:
+        recs = fold_records(run_dir(results_dir, dataset, protocol, PROPOSED, tag, selection=True))
+        return {k: r["metrics"]["ua"] for k, r in recs.items()}
+
+    base = scores(BUDGET_TAG)
+    columns = ["option", "splits", "val UA", "paired splits", "gain", "ahead", "p"]
+    rows = [{"option": PAPER_RECIPE, "splits": len(base), "val UA": np.mean(list(base.values()))}] if base else []
+    for name in DEPARTURES:
+        ua = scores(f"{BUDGET_TAG}-{name}")
+        if not ua:
+            continue
+        common = sorted(set(ua) & set(base))
+        gains = [ua[k] - base[k] for k in common]
+        paired = ([ua[k] for k in common], [base[k] for k in common])
+        p = ttest_rel(*paired, alternative="greater").pvalue if len(common) >= 2 else np.nan
+        rows.append(
+            {
+                "option": name,
+                "splits": len(ua),
+                "val UA": float(np.mean(list(ua.values()))),
+                "paired splits": len(common),
+                "gain": float(np.mean(gains)) if gains else np.nan,
+                "ahead": sum(g > 0 for g in gains),
+                "p": float(p),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def departures_complete(table: pd.DataFrame, n_splits: int) -> bool:
+    """Whether :func:`departure_table` holds the paper's recipe and every departure on all ``n_splits`` splits."""
+    from .plan import DEPARTURES
+
+    return len(table) == len(DEPARTURES) + 1 and bool((table.splits == n_splits).all())
+
+
+def adopted_departure(table: pd.DataFrame, n_splits: int) -> str | None:
+    """The departure :func:`departure_table` supports adopting, or None: once every option has all ``n_splits``
+    inner splits (a choice from part of the evidence could change with the next split), the largest mean gain
+    on the paper's recipe with ``p`` < :data:`DEPARTURE_P`."""
+    if not departures_complete(table, n_splits):
+        return None
+    ok = table[(table.gain > 0) & (table.p < DEPARTURE_P)]
+    return None if ok.empty else str(ok.sort_values("gain", ascending=False).option.iloc[0])

@@ -415,6 +415,44 @@ def budget_reading(curves: pd.DataFrame) -> str:
     return text + "\n\n" + "\n".join(lines)
 
 
+def departures_reading(table: pd.DataFrame, n_splits: int) -> str:
+    """Chapter 8: the departures from the paper's recipe on inner validation (``table``:
+    :func:`eesr_lib.budget.departure_table`; ``n_splits``: the protocol's inner splits), and which one, if
+    any, that evidence supports adopting (:func:`eesr_lib.budget.adopted_departure`)."""
+    from . import budget
+
+    tags = ", ".join(f"`{plan.BUDGET_TAG}-{d}`" for d in plan.DEPARTURES)
+    if table.empty:
+        return (
+            f"No departure has been trained yet. They are in the budget run list ({tags}, each beside the paper's "
+            f"recipe `{plan.BUDGET_TAG}` on the same {n_splits} inner splits), after the decisive outer folds; "
+            "until they run, the book reports the paper's recipe only."
+        )
+    lines = []
+    for _, r in table.iterrows():
+        line = f"- **{r.option}** ({r.splits} of {n_splits} inner splits): validation UA {r['val UA']:.1f}"
+        if r.option != budget.PAPER_RECIPE and r["paired splits"]:
+            p = "" if np.isnan(r.p) else f", one-sided paired p = {r.p:.2f}"
+            line += f"; over the {r['paired splits']} splits both have, {r.gain:+.1f} on the paper's recipe, "
+            line += f"ahead on {r.ahead}{p}"
+        lines.append(line + ".")
+    chosen = budget.adopted_departure(table, n_splits)
+    if chosen:
+        verdict = (
+            f"**{chosen} beats the paper's recipe on inner validation** (p < {budget.DEPARTURE_P:g}). It is a "
+            "departure from the paper: its outer folds would be reported beside the paper's recipe, never in its place."
+        )
+    elif budget.departures_complete(table, n_splits):
+        verdict = (
+            "**No departure beats the paper's recipe on inner validation** (one-sided paired "
+            f"p < {budget.DEPARTURE_P:g} over all splits): none of these ways of keeping the deep branch "
+            "learning lifts validation UA measurably, and the book's verdicts stay those of the paper's recipe."
+        )
+    else:
+        verdict = "Not every option has all its splits yet: no departure is chosen from part of the evidence."
+    return "\n".join(lines) + "\n\n" + verdict
+
+
 def outer_budget_reading(table: pd.DataFrame) -> str:
     """Chapter 8: the outer folds finished at the chosen budget (``table``:
     :func:`eesr_lib.budget.outer_folds`), in words; no verdict until a pair has all its folds."""

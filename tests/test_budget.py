@@ -175,3 +175,37 @@ def test_outer_test_curve_figure_smooths_over_epochs_not_points(tmp_path):
     fig = figures.outer_test_curve_figure(curves, smooth=9)
     mean_line = fig.axes[0].lines[1].get_ydata()
     assert np.allclose(mean_line[1:], 55.0)
+
+
+def test_departures_are_read_against_the_papers_recipe_on_inner_splits_and_chosen_only_when_complete(tmp_path):
+    from eesr_lib import plan, readings
+
+    def write(tag, uas):
+        folder = tmp_path / "emodb" / "kfold5+inner" / f"ae+ee+in@{tag}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, ua in uas.items():
+            (folder / f"fold_{k}.json").write_text(json.dumps({"fold": k, "metrics": {"ua": ua}}))
+
+    empty = budget.departure_table(tmp_path, "emodb")
+    assert empty.empty and "No departure has been trained yet" in readings.departures_reading(empty, 5)
+    base = {0: 80.0, 1: 70.0, 2: 75.0, 3: 85.0, 4: 78.0}
+    write(plan.BUDGET_TAG, base)
+    write(f"{plan.BUDGET_TAG}-two-stage", {k: v + 3 + 0.5 * (k % 2) for k, v in base.items()})  # ahead on all 5
+    write(f"{plan.BUDGET_TAG}-is10-dropout", {k: v + (1 if k % 2 else -1) for k, v in base.items()})  # level
+    write(f"{plan.BUDGET_TAG}-aux", {0: base[0] + 9, 1: base[1] + 11})  # far ahead, but on 2 splits only
+    t = budget.departure_table(tmp_path, "emodb").set_index("option")
+    assert t.loc[budget.PAPER_RECIPE, "val UA"] == pytest.approx(77.6)
+    assert t.loc["two-stage", "gain"] == pytest.approx(3.2) and t.loc["two-stage", "ahead"] == 5
+    assert t.loc["two-stage", "p"] < budget.DEPARTURE_P < t.loc["is10-dropout", "p"]
+    assert t.loc["aux", "paired splits"] == 2 and t.loc["aux", "gain"] == pytest.approx(10.0)
+    table = t.reset_index()
+    assert budget.adopted_departure(table, 5) is None  # aux has 2 of 5 splits: no choice yet
+    assert "no departure is chosen from part of the evidence" in readings.departures_reading(table, 5)
+    write(f"{plan.BUDGET_TAG}-aux", {k: base[k] - 1 for k in (2, 3, 4)})  # aux completes, mixed
+    table = budget.departure_table(tmp_path, "emodb")
+    assert budget.adopted_departure(table, 5) == "two-stage"
+    assert "**two-stage beats the paper's recipe" in readings.departures_reading(table, 5)
+    write(f"{plan.BUDGET_TAG}-two-stage", {k: v - 0.5 - 0.2 * k for k, v in base.items()})  # now behind everywhere
+    table = budget.departure_table(tmp_path, "emodb")
+    assert budget.adopted_departure(table, 5) is None
+    assert "**No departure beats the paper's recipe" in readings.departures_reading(table, 5)
