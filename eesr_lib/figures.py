@@ -328,26 +328,30 @@ def selective_figure(curves: dict[str, pd.Series], where: str) -> plt.Figure:
 def outer_test_curve_figure(curves: pd.DataFrame, smooth: int = 9, flat: dict[str, float] | None = None) -> plt.Figure:
     """The outer folds' test UA against the budget the model has had (``curves``:
     :func:`eesr_lib.budget.outer_test_curves`): one colour per variant, a thin line per fold, a thick
-    one for the mean over its folds; each a centred running mean over about ``smooth`` epochs (over
-    fewer points where a row was scored every few epochs, see ``runner.TEST_CURVE_EVERY_BN``), since one
-    epoch's score on a ~107-utterance fold jumps by a few points. ``flat``: dashed lines for scores
-    without a budget (IS10+SVM's mean UA). For reading, never for choosing."""
+    one for the mean over its folds; each a centred running mean over the scores within ``smooth`` epochs
+    (a window in epochs, not in points: the batch-norm rows are scored every few epochs, see
+    ``runner.TEST_CURVE_EVERY_BN``), since one epoch's score on a ~107-utterance fold jumps by a few
+    points. ``flat``: dashed lines for scores without a budget (IS10+SVM's mean UA). For reading, never
+    for choosing."""
     fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
     for i, (variant, pts) in enumerate(curves.groupby("variant", sort=False)):
         color = f"C{i}"
-        wide = pts.pivot_table(index="multiple", columns="fold", values="test_ua")
-        spacing = float(np.median(np.diff(np.sort(pts.epoch.unique())))) if pts.epoch.nunique() > 1 else 1.0
-        wide = wide.rolling(max(1, round(smooth / spacing)), center=True, min_periods=1).mean()
+        wide = pts.pivot_table(index="epoch", columns="fold", values="test_ua")
+        every_epoch = wide.reindex(range(1, int(wide.index.max()) + 1))  # unscored epochs NaN: skipped below
+        wide = every_epoch.rolling(smooth, center=True, min_periods=1).mean().loc[wide.index]
+        x = pts.groupby("epoch").multiple.mean().loc[wide.index]
         for fold in wide:
-            ax.plot(wide.index, wide[fold], color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(x, wide[fold], color=color, alpha=0.25, linewidth=0.8)
         n = wide.shape[1]
-        ax.plot(wide.index, wide.mean(axis=1), color=color, linewidth=2.2, label=f"{variant} (mean of {n} folds)")
+        which = ", ".join(map(str, wide.columns))  # which folds: rows over different folds are not paired
+        label = f"{variant} (mean of folds {which})" if n > 1 else f"{variant} (fold {which})"
+        ax.plot(x, wide.mean(axis=1), color=color, linewidth=2.2, label=label)
     for name, value in (flat or {}).items():
         ax.axhline(value, color="k", linestyle="--", linewidth=1, label=name)
     ax.axvline(1, color="k", linestyle=":", linewidth=1)
     ax.set_xscale("log", base=2)
     ax.set(xlabel="optimizer steps, as a multiple of today's budget (log scale; dotted: today's 40 epochs)")
-    ax.set(ylabel=f"test UA (%), running mean of ~{smooth} epochs")
+    ax.set(ylabel=f"test UA (%), running mean over {smooth} epochs")
     ax.set_title("Outer test folds during the longer runs (recorded for the demonstration, never read to choose)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

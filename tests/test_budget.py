@@ -155,8 +155,9 @@ def test_outer_test_curves_are_read_at_budgets_fixed_in_advance(tmp_path):
 
 
 def test_outer_test_curve_figure_smooths_over_epochs_not_points(tmp_path):
-    """A batch-norm row scored every 4th epoch is smoothed over ~the same number of epochs as a row scored
-    after each: with smooth=9, two points of it (alternating 50 and 60: exactly 55), not nine (54.4 or 55.6)."""
+    """A batch-norm row scored every 4th epoch is smoothed over the scores within ``smooth`` epochs, as a row
+    scored after each is: a spike at epoch 80 reaches the points within 4 epochs of it (smooth=9), not the
+    four scored points on either side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,14 +168,17 @@ def test_outer_test_curve_figure_smooths_over_epochs_not_points(tmp_path):
     folder.mkdir(parents=True)
     hist = [{"epoch": e, "steps": 14 * e} for e in range(1, 161)]
     for h in hist[3::4]:
-        h[key] = 60.0 if h["epoch"] % 8 == 0 else 50.0
+        h[key] = 90.0 if h["epoch"] == 80 else 50.0
     (folder / "fold_0.json").write_text(json.dumps({"fold": 0, "history": hist}))
     curves = budget.outer_test_curves(tmp_path, "emodb", ["ae"], "budget8x")
     assert list(curves.epoch) == list(range(4, 161, 4))
-    assert budget.at_budgets(curves, (1, 2, 4)).set_index("variant").loc["ae", "4x"] == 60.0
+    assert budget.at_budgets(curves, (1, 2, 4)).set_index("variant").loc["ae", "2x"] == 90.0
     fig = figures.outer_test_curve_figure(curves, smooth=9)
-    mean_line = fig.axes[0].lines[1].get_ydata()
-    assert np.allclose(mean_line[1:], 55.0)
+    mean_line = fig.axes[0].lines[1]
+    by_epoch = dict(zip(np.round(np.asarray(mean_line.get_xdata()) * 40).astype(int), mean_line.get_ydata()))
+    assert by_epoch[76] == by_epoch[80] == by_epoch[84] == pytest.approx(190 / 3)  # (50 + 90 + 50) / 3
+    assert by_epoch[72] == by_epoch[88] == 50.0
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["ae (fold 0)"]
 
 
 def test_departures_are_read_against_the_papers_recipe_on_inner_splits_and_chosen_only_when_complete(tmp_path):
