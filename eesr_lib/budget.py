@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .plan import BUDGET_TAG, DEPARTURES, PROPOSED
 from .results import SCORE_KEYS, fold_records, run_dir
 
 TODAY_EPOCHS = 40  # today's budget: 40 epochs x 1 random crop per training utterance
@@ -267,15 +268,15 @@ def departure_table(results_dir: str | Path, dataset: str, protocol: str = "kfol
     many splits it is ahead, and the one-sided paired t-test's p-value (NaN under two splits)."""
     from scipy.stats import ttest_rel
 
-    from .plan import BUDGET_TAG, DEPARTURES, PROPOSED
-
     def scores(tag: str) -> dict[int, float]:
         recs = fold_records(run_dir(results_dir, dataset, protocol, PROPOSED, tag, selection=True))
         return {k: r["metrics"]["ua"] for k, r in recs.items()}
 
     base = scores(BUDGET_TAG)
     columns = ["option", "splits", "val UA", "paired splits", "gain", "ahead", "p"]
-    rows = [{"option": PAPER_RECIPE, "splits": len(base), "val UA": np.mean(list(base.values()))}] if base else []
+    rows = []
+    if base:
+        rows.append({"option": PAPER_RECIPE, "splits": len(base), "val UA": float(np.mean(list(base.values())))})
     for name in DEPARTURES:
         ua = scores(f"{BUDGET_TAG}-{name}")
         if not ua:
@@ -300,8 +301,6 @@ def departure_table(results_dir: str | Path, dataset: str, protocol: str = "kfol
 
 def departures_complete(table: pd.DataFrame, n_splits: int) -> bool:
     """Whether :func:`departure_table` holds the paper's recipe and every departure on all ``n_splits`` splits."""
-    from .plan import DEPARTURES
-
     return len(table) == len(DEPARTURES) + 1 and bool((table.splits == n_splits).all())
 
 

@@ -324,9 +324,11 @@ def plan_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     config = config_record(corpus.name, corpus.labels, protocol, variant, tag, seed, model_cfg, train_cfg, selection)
     cfg_hash = config_hash(config)
-    score_every = epochs_between_test_scores(model_cfg, train_cfg) if test_curve else None
+    score_every = None
     if selection:
         score_every = curve_every
+    elif test_curve:
+        score_every = epochs_between_test_scores(model_cfg, train_cfg)
     return corpus, [
         FoldJob(
             out_dir=out_dir,
