@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .plan import BUDGET_TAG, DEPARTURES, PROPOSED
+from .plan import BUDGET_TAG, DEPARTURES, PAPER_EPOCHS, PROPOSED
 from .results import SCORE_KEYS, fold_records, run_dir
 
-TODAY_EPOCHS = 40  # today's budget: 40 epochs x 1 random crop per training utterance
 # A curve "gains nothing over the last doubling" when the validation UA of its last quarter of
 # steps beats that of the quarter ending at half the steps by less than this (UA points). One
 # inner validation split of EMODB holds ~86 utterances: one utterance is ~1.2 points of UA.
 NO_GAIN_UA = 1.0
 # :func:`outer_folds`' column: a longer run's own test UA after today's epochs (the curves' premise check)
-AT_TODAY = f"UA at epoch {TODAY_EPOCHS} (longer run)"
+AT_TODAY = f"UA at epoch {PAPER_EPOCHS} (longer run)"
 
 
 def load_curve_records(results_dir: str | Path, dataset: str, protocol: str, variant: str, tag: str) -> list[dict]:
@@ -39,7 +38,7 @@ def load_curve_records(results_dir: str | Path, dataset: str, protocol: str, var
 def curve_frame(records: list[dict], variant: str) -> pd.DataFrame:
     """One row per epoch of each record: steps, the budget multiple, training and validation scores.
 
-    ``multiple`` is steps divided by the steps of the first :data:`TODAY_EPOCHS` epochs of the same
+    ``multiple`` is steps divided by the steps of the first :data:`PAPER_EPOCHS` epochs of the same
     fold, i.e. how many times today's budget the model has had at that point."""
     rows = []
     for rec in records:
@@ -54,7 +53,7 @@ def curve_frame(records: list[dict], variant: str) -> pd.DataFrame:
                     "partial": rec.get("partial", False),
                     "epoch": h["epoch"],
                     "steps": steps,
-                    "multiple": steps / (steps_per_epoch * TODAY_EPOCHS) if steps_per_epoch else np.nan,
+                    "multiple": steps / (steps_per_epoch * PAPER_EPOCHS) if steps_per_epoch else np.nan,
                     "train_crop_acc": h["train_crop_acc"],
                     "loss_ec": h["loss_ec"],
                     "loss_ae": h["loss_ae"],
@@ -126,7 +125,7 @@ def outer_folds(
     budget and what the longer one changed. Folds of the longer run only; those it has not reached yet
     are absent, so the table grows as folds land.
 
-    :data:`AT_TODAY`: the longer run's own test score after epoch :data:`TODAY_EPOCHS`, from the curve it
+    :data:`AT_TODAY`: the longer run's own test score after epoch :data:`PAPER_EPOCHS`, from the curve it
     records for the test-fold-selection demonstration (NaN without one), read at that fixed epoch, never
     chosen. Two uses. With a constant learning rate a long run passes through the model a short run ends
     with, so where both runs did the same arithmetic (``same arithmetic``: device, CPU threads and
@@ -147,7 +146,7 @@ def outer_folds(
                 row[f"{m.upper()} today"] = base["metrics"][m] if base else np.nan
                 row[f"{m.upper()} longer"] = rec["metrics"][m]
                 row[f"{m.upper()} change"] = row[f"{m.upper()} longer"] - row[f"{m.upper()} today"]
-            at_today = next((h for h in rec["history"] if h["epoch"] == TODAY_EPOCHS), {})
+            at_today = next((h for h in rec["history"] if h["epoch"] == PAPER_EPOCHS), {})
             row[AT_TODAY] = at_today.get(SCORE_KEYS["test"]["ua"], np.nan)
             row["UA gain in run"] = row["UA longer"] - row[AT_TODAY]
             row["same arithmetic"] = bool(base) and _arithmetic(base) == _arithmetic(rec)
@@ -174,7 +173,7 @@ def outer_test_curves(
                     "variant": v,
                     "fold": k,
                     "epoch": h["epoch"],
-                    "multiple": h["steps"] / (per_epoch * TODAY_EPOCHS),
+                    "multiple": h["steps"] / (per_epoch * PAPER_EPOCHS),
                     "test_ua": h[key],
                 }
                 for h in rec["history"]
@@ -196,7 +195,7 @@ def at_budgets(
         folds = sorted(pts.fold.unique())
         row = {"variant": v, "folds": ", ".join(map(str, folds))}
         for m in multiples:
-            at = pts[pts.epoch == round(m * TODAY_EPOCHS)]
+            at = pts[pts.epoch == round(m * PAPER_EPOCHS)]
             row[f"{m:g}x"] = at.test_ua.mean() if at.fold.nunique() == len(folds) else np.nan
         rows.append(row)
     for name, by_fold in (flat or {}).items():  # a row without a training budget (IS10+SVM): the same in each column

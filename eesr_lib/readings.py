@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import claims, paper, plan
+from . import budget, claims, paper, plan
 from .corpora import Corpus
 from .experiments import VARIANT_NAMES as NAMES
 from .plan import ABLATIONS, runs_for
@@ -356,8 +356,6 @@ def epoch_reading(budget_table: pd.DataFrame, lengths: np.ndarray) -> str:
 
 def curves_reading(summary: pd.DataFrame) -> str:
     """Chapter 8: each learning curve in words (``summary``: :func:`eesr_lib.budget.curve_summary`)."""
-    from .budget import NO_GAIN_UA
-
     out = []
     for r in summary.itertuples():
         at1 = r.val_UA_1x
@@ -372,7 +370,7 @@ def curves_reading(summary: pd.DataFrame) -> str:
         elif r.plateau:
             line += (
                 f"; the last doubling of steps changed it by {r.last_doubling_gain:+.1f} (less than "
-                f"+{NO_GAIN_UA:g} point): **no gain from more steps**."
+                f"+{budget.NO_GAIN_UA:g} point): **no gain from more steps**."
             )
         else:
             line += (
@@ -387,8 +385,6 @@ def curves_reading(summary: pd.DataFrame) -> str:
 def budget_reading(curves: pd.DataFrame) -> str:
     """Chapter 8: what the learning curves say about the budget of the outer runs
     (``eesr_lib.plan.CHOSEN_MULTIPLE``), curve by curve."""
-    from . import budget
-
     chosen = plan.CHOSEN_MULTIPLE
     verdict = budget.chosen_budget_reading(curves, chosen)
     text = (
@@ -419,8 +415,6 @@ def departures_reading(table: pd.DataFrame, n_splits: int) -> str:
     """Chapter 8: the departures from the paper's recipe on inner validation (``table``:
     :func:`eesr_lib.budget.departure_table`; ``n_splits``: the protocol's inner splits), and which one, if
     any, that evidence supports adopting (:func:`eesr_lib.budget.adopted_departure`)."""
-    from . import budget
-
     tags = ", ".join(f"`{plan.BUDGET_TAG}-{d}`" for d in plan.DEPARTURES)
     if table.empty:
         return (
@@ -456,12 +450,10 @@ def departures_reading(table: pd.DataFrame, n_splits: int) -> str:
 def outer_budget_reading(table: pd.DataFrame) -> str:
     """Chapter 8: the outer folds finished at the chosen budget (``table``:
     :func:`eesr_lib.budget.outer_folds`), in words; no verdict until a pair has all its folds."""
-    from .plan import BUDGET_TAG, CHOSEN_MULTIPLE, PAPER_EPOCHS
-
     if table.empty:
         return (
-            f"No outer fold has finished at {CHOSEN_MULTIPLE}x yet: they are the budget run list's `{BUDGET_TAG}` "
-            f"rows, each about {CHOSEN_MULTIPLE} times a {PAPER_EPOCHS}-epoch fold."
+            f"No outer fold has finished at {plan.CHOSEN_MULTIPLE}x yet: they are the budget run list's "
+            f"`{plan.BUDGET_TAG}` rows, each about {plan.CHOSEN_MULTIPLE} times a {plan.PAPER_EPOCHS}-epoch fold."
         )
     out = []
     for variant, rows in table.groupby("variant", sort=False):
@@ -471,7 +463,7 @@ def outer_budget_reading(table: pd.DataFrame) -> str:
             for _, r in rows.iterrows()
         )
         out.append(
-            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {CHOSEN_MULTIPLE}x; "
+            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {plan.CHOSEN_MULTIPLE}x; "
             f"mean change WA {rows['WA change'].mean():+.1f}, UA {rows['UA change'].mean():+.1f}): {per_fold}."
         )
     return (
@@ -489,34 +481,32 @@ def _premise_check(table: pd.DataFrame) -> str:
     """What each longer run's own score after epoch 40 says (:func:`eesr_lib.budget.outer_folds`): with the
     same arithmetic, whether it passed through the 40-epoch run's model; with another, what the extra
     steps bought within the run."""
-    from .budget import AT_TODAY, TODAY_EPOCHS
-
-    known = table[table[AT_TODAY].notna()] if AT_TODAY in table else table.iloc[:0]
+    known = table[table[budget.AT_TODAY].notna()] if budget.AT_TODAY in table else table.iloc[:0]
     out = []
     same = known[known["same arithmetic"]]
     if not same.empty:
-        off = same[(same[AT_TODAY] - same["UA today"]).abs() >= 0.05]
+        off = same[(same[budget.AT_TODAY] - same["UA today"]).abs() >= 0.05]
         out.append(
-            f"Where both runs did the same arithmetic, the longer run's own test UA after epoch {TODAY_EPOCHS} "
-            f"equals the {TODAY_EPOCHS}-epoch run's final UA: it passed through today's model, as the learning "
+            f"Where both runs did the same arithmetic, the longer run's own test UA after epoch {plan.PAPER_EPOCHS} "
+            f"equals the {plan.PAPER_EPOCHS}-epoch run's final UA: it passed through today's model, as the learning "
             "curves assume (a constant learning rate)."
             if off.empty
             else f"In {', '.join(f'{r.variant} fold {r.fold}' for r in off.itertuples())} the longer run's test UA "
-            f"after epoch {TODAY_EPOCHS} differs from the {TODAY_EPOCHS}-epoch run's, with the same arithmetic: "
-            "it did not pass through today's model, and the learning curves' premise fails there."
+            f"after epoch {plan.PAPER_EPOCHS} differs from the {plan.PAPER_EPOCHS}-epoch run's, with the same "
+            "arithmetic: it did not pass through today's model, and the learning curves' premise fails there."
         )
     other = known[~known["same arithmetic"]]
     if not other.empty:
         parts = ", ".join(
-            f"{r['variant']} fold {r['fold']}: UA {r['UA today']:.1f} against {r[AT_TODAY]:.1f} after epoch "
-            f"{TODAY_EPOCHS}, then {r['UA longer']:.1f} ({signed(r['UA gain in run'])} within the run)"
+            f"{r['variant']} fold {r['fold']}: UA {r['UA today']:.1f} against {r[budget.AT_TODAY]:.1f} after epoch "
+            f"{plan.PAPER_EPOCHS}, then {r['UA longer']:.1f} ({signed(r['UA gain in run'])} within the run)"
             for _, r in other.iterrows()
         )
         out.append(
-            f"The {TODAY_EPOCHS}-epoch runs and the longer ones did not do the same arithmetic (another number of "
+            f"The {plan.PAPER_EPOCHS}-epoch runs and the longer ones did not do the same arithmetic (another number of "
             "CPU threads or another device changes the order of floating-point sums), so they part from the "
-            f"first step, and their scores after epoch {TODAY_EPOCHS} differ by a rerun's noise; what the extra "
-            f"steps bought is read within the longer run, from its own score after epoch {TODAY_EPOCHS} ({parts})."
+            f"first step, and their scores after epoch {plan.PAPER_EPOCHS} differ by a rerun's noise; what the extra "
+            f"steps bought is read within the longer run, from its own score after epoch {plan.PAPER_EPOCHS} ({parts})."
         )
     return "".join(f"\n\n{o}" for o in out)
 
