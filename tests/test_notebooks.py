@@ -58,6 +58,15 @@ def test_stored_without_outputs(path):
         assert cell["execution_count"] is None, f"{path.name} has execution counts"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_its_own_id(path):
+    """nbformat 4.5 requires cell ids; a cell pasted in without one makes every build warn (and, in a
+    future nbformat, fail)."""
+    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+    assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
+
+
 def test_every_chapter_is_in_the_table_of_contents():
     files = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
     stems = {Path(f).name for f in files}
