@@ -12,8 +12,12 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHARED_PARAMETERS = {"dataset", "data_root", "profile", "results_dir", "device", "seed"}
 
 
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
 def code_cells(path: Path) -> list[dict]:
-    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return [c for c in cells(path) if c["cell_type"] == "code"]
 
 
 def parameters(path: Path) -> dict:
@@ -62,7 +66,7 @@ def test_stored_without_outputs(path):
 def test_every_cell_has_its_own_id(path):
     """nbformat 4.5 requires cell ids; a cell pasted in without one makes every build warn (and, in a
     future nbformat, fail)."""
-    ids = [c.get("id") for c in json.loads(path.read_text())["cells"]]
+    ids = [c.get("id") for c in cells(path)]
     assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
     assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
 
