@@ -230,3 +230,19 @@ def test_a_chapter_about_the_emodb_model_stays_out_of_other_corpora_parts():
     own = ROOT / "notebooks" / "09_own_recording.ipynb"
     assert build_book.chapter_applies(own, "emodb") and not build_book.chapter_applies(own, "nemo")
     assert build_book.chapter_applies(ROOT / "notebooks" / "04_results.ipynb", "nemo")
+
+
+def test_a_smoke_build_unlinks_only_the_chapters_it_does_not_run(tmp_path):
+    build_book = _build_book()
+    (tmp_path / "chapters" / "emodb").mkdir(parents=True)
+    (tmp_path / "chapters" / "emodb" / "07_experiment_log.ipynb").write_text("{}")
+    page = tmp_path / "intro.md"
+    page.write_text(
+        "See [the log](chapters/emodb/07_experiment_log.ipynb) and "
+        "[the RAVDESS verdict](chapters/ravdess/07_experiment_log.ipynb), or [a site](https://example.org).\n"
+    )
+    gone = build_book.unlink_unbuilt(tmp_path)
+    assert gone == ["chapters/ravdess/07_experiment_log.ipynb"]
+    assert page.read_text() == (
+        "See [the log](chapters/emodb/07_experiment_log.ipynb) and the RAVDESS verdict, or [a site](https://example.org).\n"
+    )
