@@ -186,6 +186,32 @@ def test_the_introduction_reads_the_bar_at_the_chosen_budget_only_from_every_fol
     assert text.endswith("not met" if gap < claims.BEATS_BASELINE_UA else ": met")
 
 
+def test_the_introduction_reads_an_ingredient_at_the_chosen_budget_from_whole_pairs_only(tmp_path, shown):
+    from dataclasses import replace
+
+    from eesr_lib import claims, plan
+    from eesr_lib.findings import MISSING, budget_ingredient_numbers
+    from eesr_lib.report import paired_gap
+
+    emodb = replace(shown.corpus, name="emodb")
+    tag = plan.BUDGET_TAG
+    ae, proposed = shown.runs("kfold5", "ae"), shown.runs("kfold5", "ae+ee+in")
+    ee = _records(0.9, seed=7)  # AE+EE well above AE
+    _write_runs(tmp_path, "emodb", {f"ae@{tag}": ae, f"ae+ee@{tag}": ee[:2]})
+    assert budget_ingredient_numbers(tmp_path, emodb)["ee_in_budget"] == MISSING  # AE+EE not whole yet
+    _write_runs(tmp_path, "emodb", {f"ae+ee@{tag}": ee})
+    ee_gap = paired_gap(ee, ae)[0]
+    text = budget_ingredient_numbers(tmp_path, emodb)["ee_in_budget"]
+    # no rerun of the proposed model here: no noise band, so the sign decides
+    assert text == f"emotion embedding AE+EE − AE {tables.signed(ee_gap)} UA: {claims.HOLDS}"
+    _write_runs(tmp_path, "emodb", {f"ae+ee+in@{tag}": proposed})  # AE+EE,IN − AE+EE now reads instance norm
+    text = budget_ingredient_numbers(tmp_path, emodb)["ee_in_budget"]
+    in_gap = paired_gap(proposed, ee)[0]
+    verdict = claims.HOLDS if in_gap > 0 else claims.DOES_NOT_HOLD
+    pair = f"{paper.VARIANT_NAMES['ae+ee+in']} − AE+EE"
+    assert text.endswith(f"; instance normalization {pair} {tables.signed(in_gap)} UA: {verdict}")
+
+
 def test_chapters_read_the_budget_claims_only_where_the_budget_runs_are_planned(tmp_path, shown):
     from dataclasses import replace
 
