@@ -457,14 +457,11 @@ def outer_budget_reading(table: pd.DataFrame) -> str:
         )
     out = []
     for variant, rows in table.groupby("variant", sort=False):
-        per_fold = ", ".join(
-            f"fold {r['fold']}: WA {r['WA today']:.1f} → {r['WA longer']:.1f}, "
-            f"UA {r['UA today']:.1f} → {r['UA longer']:.1f}"
-            for _, r in rows.iterrows()
-        )
+        ua = rows["UA change"]
         out.append(
-            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {plan.CHOSEN_MULTIPLE}x; "
-            f"mean change WA {rows['WA change'].mean():+.1f}, UA {rows['UA change'].mean():+.1f}): {per_fold}."
+            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {plan.CHOSEN_MULTIPLE}x): against "
+            f"the {plan.PAPER_EPOCHS}-epoch run of the same fold, mean change WA {rows['WA change'].mean():+.1f}, "
+            f"UA {ua.mean():+.1f} (fold by fold {fold_gap_range(list(ua))})."
         )
     return (
         "\n".join(out)
@@ -497,16 +494,17 @@ def _premise_check(table: pd.DataFrame) -> str:
         )
     other = known[~known["same arithmetic"]]
     if not other.empty:
-        parts = ", ".join(
-            f"{r['variant']} fold {r['fold']}: UA {r['UA today']:.1f} against {r[budget.AT_TODAY]:.1f} after epoch "
-            f"{plan.PAPER_EPOCHS}, then {r['UA longer']:.1f} ({signed(r['UA gain in run'])} within the run)"
-            for _, r in other.iterrows()
+        parts = "; ".join(
+            f"{variant} {fold_gap_range(list(rows['UA gain in run']))} (mean {signed(rows['UA gain in run'].mean())})"
+            for variant, rows in other.groupby("variant", sort=False)
         )
         out.append(
             f"The {plan.PAPER_EPOCHS}-epoch runs and the longer ones did not do the same arithmetic (another number of "
             "CPU threads or another device changes the order of floating-point sums), so they part from the "
             f"first step, and their scores after epoch {plan.PAPER_EPOCHS} differ by a rerun's noise; what the extra "
-            f"steps bought is read within the longer run, from its own score after epoch {plan.PAPER_EPOCHS} ({parts})."
+            "steps bought is read within the longer run, from its own test UA after epoch "
+            f"{plan.PAPER_EPOCHS} to its last (*{budget.AT_TODAY}* and *UA gain in run* in the table): "
+            f"{parts} UA points."
         )
     return "".join(f"\n\n{o}" for o in out)
 

@@ -114,14 +114,14 @@ def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_m
     row |= {"UA today": 60.0, "UA longer": 61.0, "UA change": 1.0, budget.AT_TODAY: 60.0}
     row |= {"UA gain in run": 1.0, "same arithmetic": True}
     same = readings.outer_budget_reading(pd.DataFrame([row]))
-    assert "UA 60.0 → 61.0" in same and "passed through today's model" in same
+    assert "mean change WA +5.0, UA +1.0 (fold by fold +1.0)" in same and "passed through today's model" in same
     moved = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: 58.0, "UA gain in run": 3.0}]))
     assert "In ae fold 0" in moved and "premise fails" in moved
     # other threads or another device: the runs part from the first step; the gain is read within the run
     other = readings.outer_budget_reading(
         pd.DataFrame([row | {budget.AT_TODAY: 58.0, "UA gain in run": 3.0, "same arithmetic": False}])
     )
-    assert "premise" not in other and "UA 60.0 against 58.0 after epoch 40, then 61.0 (+3.0 within the run)" in other
+    assert "premise" not in other and "to its last" in other and ": ae +3.0 (mean +3.0) UA points." in other
     unknown = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: float("nan")}]))
     assert "premise" not in unknown and "passed through" not in unknown and "within the run" not in unknown
     assert "No outer fold has finished" in readings.outer_budget_reading(pd.DataFrame())
