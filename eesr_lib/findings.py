@@ -271,24 +271,19 @@ def budget_ingredient_numbers(results_dir: str | Path, emodb: Corpus) -> dict[st
     Table 4 pair that differs by one of them alone and has all its 5-fold folds at that budget, and the
     verdict chapters 4 and 8 print for it (the same rule, :func:`eesr_lib.claims.ingredient_effect`,
     against the training noise measured at 40 epochs: no row has been trained twice at the longer budget)."""
-    ingredients = {k: v for k, v in readings.INGREDIENTS.items() if not k.startswith("IS10")}
-    variants = sorted({v for pairs in ingredients.values() for pair in pairs for v in pair})
+    variants = sorted({v for pairs in readings.INGREDIENTS.values() for pair in pairs for v in pair})
     at = finished_runs(emodb, results_dir, ["kfold5"], variants, tag=plan.BUDGET_TAG)
     noise, _ = rerun_noise(finished_runs(emodb, results_dir, ["kfold5"], [PROPOSED]), results_dir, RERUN_TAG)
     gap_sd = noise.get("kfold5", {}).get("gap_sd")
 
     def ingredient_verdicts() -> str:
-        parts = []
-        for ingredient, pairs in ingredients.items():
-            gaps = {pair: at.fold_gap("kfold5", *pair) for pair in pairs}
-            gaps = {pair: g[0] for pair, g in gaps.items() if g is not None}
-            if not gaps:
-                continue
-            verdict = claims.ingredient_effect(list(gaps.values()), gap_sd)
-            pairs_text = ", ".join(
-                f"{readings.NAMES[a]} − {readings.NAMES[b]} {signed(g)} UA" for (a, b), g in gaps.items()
-            )
-            parts.append(f"{ingredient.split(' (')[0].lower()} {pairs_text}: {verdict}")
+        parts = [
+            f"{ingredient.split(' (')[0].lower()} "
+            + ", ".join(f"{readings.NAMES[a]} − {readings.NAMES[b]} {signed(g)} UA" for (a, b), (g, _) in gaps.items())
+            + f": {verdict}"
+            for ingredient, (gaps, verdict) in readings.ingredient_effects(at, "kfold5", gap_sd).items()
+            if not ingredient.startswith("IS10")
+        ]
         if not parts:
             raise KeyError("no Table 4 pair is whole at the chosen budget")
         return "; ".join(parts)

@@ -134,6 +134,21 @@ def ordering_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
     return out
 
 
+def ingredient_effects(
+    shown: Shown, protocol: str, gap_sd: float | None
+) -> dict[str, tuple[dict[tuple[str, str], tuple[float, int]], str]]:
+    """{ingredient: ({(with, without): (gap, folds)}, verdict)} for every ingredient of :data:`INGREDIENTS` with
+    at least one pair run under ``protocol``: the rule (:func:`eesr_lib.claims.ingredient_effect`) applied in
+    one place, for chapter 4's lines and the introduction's words alike."""
+    out = {}
+    for ingredient, pairs in INGREDIENTS.items():
+        gaps = {pair: shown.fold_gap(protocol, *pair) for pair in pairs}
+        gaps = {pair: g for pair, g in gaps.items() if g is not None}
+        if gaps:
+            out[ingredient] = gaps, claims.ingredient_effect([g for g, _ in gaps.values()], gap_sd)
+    return out
+
+
 def ingredient_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
     """Each ingredient on its own: the pairs of Table 4 that differ by exactly that ingredient."""
     out = []
@@ -143,24 +158,17 @@ def ingredient_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
         claims.DOES_NOT_HOLD: "**Does not hold**",
         claims.MIXED: "**Mixed**",
     }
+    table4 = paper.TABLE4_UA_IEMOCAP
     for protocol in shown.protocols:
         paper_protocol = "loso-speaker" if protocol == "loso-speaker" else "kfold10"
-        for ingredient, pairs in INGREDIENTS.items():
-            parts, gaps = [], []
-            for with_, without in pairs:
-                gap = shown.fold_gap(protocol, with_, without)
-                if gap is None:
-                    continue
-                table4 = paper.TABLE4_UA_IEMOCAP
-                ref = table4[with_][paper_protocol] - table4[without][paper_protocol]
-                parts.append(
-                    f"{NAMES[with_]} − {NAMES[without]} = {signed(gap[0])}"
-                    f"{shown.folds_note(protocol, with_, gap[1])} (paper {ref:+.1f})"
-                )
-                gaps.append(gap[0])
-            if parts:
-                verdict = verdicts[claims.ingredient_effect(gaps, gap_sd.get(protocol))]
-                out.append(f"- **{ingredient} adds**, {protocol}: " + "; ".join(parts) + f". {verdict}.")
+        for ingredient, (gaps, verdict) in ingredient_effects(shown, protocol, gap_sd.get(protocol)).items():
+            parts = [
+                f"{NAMES[with_]} − {NAMES[without]} = {signed(gap)}"
+                f"{shown.folds_note(protocol, with_, n)} "
+                f"(paper {table4[with_][paper_protocol] - table4[without][paper_protocol]:+.1f})"
+                for (with_, without), (gap, n) in gaps.items()
+            ]
+            out.append(f"- **{ingredient} adds**, {protocol}: " + "; ".join(parts) + f". {verdicts[verdict]}.")
     return out
 
 
