@@ -465,11 +465,17 @@ def outer_budget_reading(table: pd.DataFrame) -> str:
         )
     out = []
     for variant, rows in table.groupby("variant", sort=False):
-        ua = rows["UA change"]
+        ua, several = rows["UA change"], len(rows) > 1
+        # one fold has no mean and no range to state
+        change = (
+            f"mean change WA {rows['WA change'].mean():+.1f}, UA {ua.mean():+.1f} "
+            f"(fold by fold {fold_gap_range(list(ua))})"
+            if several
+            else f"change WA {rows['WA change'].iloc[0]:+.1f}, UA {ua.iloc[0]:+.1f}"
+        )
         out.append(
-            f"- **{variant}** ({len(rows)} fold{'s' if len(rows) > 1 else ''} at {plan.CHOSEN_MULTIPLE}x): against "
-            f"the {plan.PAPER_EPOCHS}-epoch run of the same fold, mean change WA {rows['WA change'].mean():+.1f}, "
-            f"UA {ua.mean():+.1f} (fold by fold {fold_gap_range(list(ua))})."
+            f"- **{variant}** ({len(rows)} fold{'s' if several else ''} at {plan.CHOSEN_MULTIPLE}x): against "
+            f"the {plan.PAPER_EPOCHS}-epoch run of the same fold, {change}."
         )
     return (
         "\n".join(out)

@@ -114,7 +114,10 @@ def test_the_outer_fold_reading_checks_that_a_longer_run_passed_through_todays_m
     row |= {"UA today": 60.0, "UA longer": 61.0, "UA change": 1.0, budget.AT_TODAY: 60.0}
     row |= {"UA gain in run": 1.0, "same arithmetic": True}
     same = readings.outer_budget_reading(pd.DataFrame([row]))
-    assert "mean change WA +5.0, UA +1.0 (fold by fold +1.0)" in same and "passed through today's model" in same
+    assert "(1 fold at 8x)" in same and "change WA +5.0, UA +1.0." in same and "mean" not in same
+    assert "passed through today's model" in same
+    two = readings.outer_budget_reading(pd.DataFrame([row, row | {"fold": 1, "UA change": 3.0, "WA change": 1.0}]))
+    assert "(2 folds at 8x)" in two and "mean change WA +3.0, UA +2.0 (fold by fold +1.0 to +3.0)" in two
     moved = readings.outer_budget_reading(pd.DataFrame([row | {budget.AT_TODAY: 58.0, "UA gain in run": 3.0}]))
     assert "In ae fold 0" in moved and "premise fails" in moved
     # other threads or another device: the runs part from the first step; the gain is read within the run
