@@ -84,7 +84,12 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
     """(a) on the proposed network: its per-epoch test curves through :func:`eesr_lib.flaws.choose_on_test`,
     recorded by the budget runs and read only here: at the paper's 40 epochs (``ae+ee+in@test-curve-s<k>``,
     ``seeds`` training seeds, 5- and 10-fold) and at the chosen budget (``ae+ee+in@<plan.BUDGET_TAG>``, one
-    seed). A row appears once every fold of at least one seed has run; empty until then."""
+    seed). A row appears once every fold of at least one seed has run; empty until then.
+
+    Why the partition check: ``eesr run --seed`` seeds the folds as well as the training, so runs
+    of two seeds may hold different test sets under one fold index; choosing a seed per fold over
+    those would compare different utterances. Only the seeds whose folds equal the first
+    complete seed's count (as in the IS10 version of (a), where only the training seed varies)."""
     rows = []
     wanted = [(p, f"{PAPER_EPOCHS} epochs", [f"test-curve-s{s}" for s in range(seeds)]) for p in ("kfold5", "kfold10")]
     wanted.append(("kfold5", f"{CHOSEN_MULTIPLE}x ({CHOSEN_MULTIPLE * PAPER_EPOCHS} epochs)", [BUDGET_TAG]))
@@ -94,6 +99,7 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
         runs = [sorted(r, key=lambda x: x["fold"]) for r in runs if len(r) == n_folds]
         if not runs:
             continue
+        runs = [r for r in runs if _same_partition(corpus, proto, _fold_seed(runs[0]), _fold_seed(r))]
         scores, _ = curves_from_histories([[r["history"] for r in s] for s in runs], TEST_CURVE_KEYS["wa"])
         chosen = choose_on_test(scores, weights=[r["metrics"]["n"] for r in runs[0]])
         rows.append(
@@ -108,6 +114,17 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
             }
         )
     return pd.DataFrame(rows).set_index(["protocol", "budget"]) if rows else pd.DataFrame()
+
+
+def _fold_seed(run: list[dict]) -> int:
+    """The seed a run's folds were dealt with (the runner's ``--seed``; 0 where not recorded)."""
+    return int(run[0].get("config", {}).get("seed", 0))
+
+
+def _same_partition(corpus: Corpus, protocol: str, seed_a: int, seed_b: int) -> bool:
+    """Whether two fold seeds give the same test sets, fold by fold."""
+    a, b = folds(corpus, protocol, seed_a), folds(corpus, protocol, seed_b)
+    return all(np.array_equal(ta, tb) for (_, ta), (_, tb) in zip(a, b))
 
 
 def crop_split_markdown(b: dict) -> str:
