@@ -96,12 +96,13 @@ def test_network_choice_table_reads_complete_seeds_at_each_budget(emodb, tmp_pat
     assert t.loc[chosen, "best seed and epoch per fold"] == pytest.approx(83.0)
     # a complete seed dealt to other folds (the runner's --seed seeds the folds too) is not compared fold by fold
     write("test-curve-s2", range(5), 4, 90.0, 95.0)
-    for k in range(5):
-        path = tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@test-curve-s2" / f"fold_{k}.json"
-        path.write_text(json.dumps(json.loads(path.read_text()) | {"config": {"seed": 2}}))
+
+    def dealt_with(fold_seed: int):  # record the seed the runner dealt the folds with
+        for path in (tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@test-curve-s2").glob("fold_*.json"):
+            path.write_text(json.dumps(json.loads(path.read_text()) | {"config": {"seed": fold_seed}}))
+
+    dealt_with(2)
     assert demonstrations.network_choice_table(emodb, tmp_path).loc[paper_budget, "seeds"] == 1
-    for k in range(5):  # the same seed on seed 0's folds counts
-        path = tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@test-curve-s2" / f"fold_{k}.json"
-        path.write_text(json.dumps(json.loads(path.read_text()) | {"config": {"seed": 0}}))
+    dealt_with(0)  # the same seed on seed 0's folds counts
     both = demonstrations.network_choice_table(emodb, tmp_path).loc[paper_budget]
     assert both["seeds"] == 2 and both["best seed and epoch per fold"] == pytest.approx(95.0)
