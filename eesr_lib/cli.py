@@ -97,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
+        fold_seed=args.fold_seed,
         force=args.force,
         tag=args.tag,
         overrides={**_parse_set(args.set), **({"precision": "fp32"} if args.fp32 else {})},
@@ -271,7 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--folds", default=None, help="comma-separated fold numbers, e.g. 0,1 (default: all)")
     sp.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default: results/)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="training seed; it deals the folds too unless --fold-seed")
+    sp.add_argument(
+        "--fold-seed",
+        type=int,
+        default=None,
+        help="the seed that deals the folds (default: --seed); fixed, only the training seed varies",
+    )
     sp.add_argument("--tag", default=None, help="suffix for the variant folder, to keep configurations apart")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any model/training setting")
     sp.add_argument("--force", action="store_true", help="recompute folds that are already finished")

@@ -24,6 +24,7 @@ from .plan import BUDGET_TAG, CHOSEN_MULTIPLE, PAPER_EPOCHS, PROPOSED
 from .protocols import folds
 from .report import load_folds
 from .results import flaws_dir
+from .variants import fold_seed_of
 
 BANNER = "> **Demonstration of an evaluation flaw, not a result.**"
 HYPOTHESES = {  # (c): how the paper may have aggregated its confusion matrices
@@ -86,10 +87,11 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
     ``seeds`` training seeds, 5- and 10-fold) and at the chosen budget (``ae+ee+in@<plan.BUDGET_TAG>``, one
     seed). A row appears once every fold of at least one seed has run; empty until then.
 
-    Why the partition check: ``eesr run --seed`` seeds the folds as well as the training, so runs
-    of two seeds may hold different test sets under one fold index; choosing a seed per fold over
-    those would compare different utterances. Only the seeds whose folds equal the first
-    complete seed's count (as in the IS10 version of (a), where only the training seed varies)."""
+    Why the partition check: ``eesr run --seed`` deals the folds as well as seeding the training unless
+    ``--fold-seed`` is given, so runs of two seeds may hold different test sets under one fold index;
+    choosing a seed per fold over those would compare different utterances. Only the seeds whose folds
+    equal the first complete seed's count (as in the IS10 version of (a), where only the training seed
+    varies); the plan runs every seed on fold seed 0 (:func:`eesr_lib.plan.budget_runs`)."""
     rows = []
     wanted = [(p, f"{PAPER_EPOCHS} epochs", [f"test-curve-s{s}" for s in range(seeds)]) for p in ("kfold5", "kfold10")]
     wanted.append(("kfold5", f"{CHOSEN_MULTIPLE}x ({CHOSEN_MULTIPLE * PAPER_EPOCHS} epochs)", [BUDGET_TAG]))
@@ -117,8 +119,8 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
 
 
 def _fold_seed(run: list[dict]) -> int:
-    """The seed a run's folds were dealt with (the runner's ``--seed``; 0 where not recorded)."""
-    return int(run[0].get("config", {}).get("seed", 0))
+    """The seed a run's folds were dealt with (:func:`eesr_lib.variants.fold_seed_of` of its first record)."""
+    return fold_seed_of(run[0].get("config", {}))
 
 
 def _same_partition(corpus: Corpus, protocol: str, seed_a: int, seed_b: int) -> bool:

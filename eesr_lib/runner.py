@@ -102,6 +102,7 @@ def run(
     batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
+    fold_seed: int | None = None,
     force: bool = False,
     tag: str | None = None,
     overrides: dict | None = None,
@@ -136,6 +137,10 @@ def run(
     ``keep_weights``: each fold computed by this call also writes its trained model as a bundle
     (:mod:`eesr_lib.bundle`) to ``fold_<k>.bundle/``, before its ``.json``.
 
+    ``fold_seed``: the seed that deals the folds (and each fold's inner validation split); ``None``
+    (the default) uses ``seed``, as every run did before the two were separate. Give it to vary the
+    training seed over fixed test sets: the record's config then holds ``fold_seed`` beside ``seed``.
+
     ``stack_folds`` (networks): train that many unfinished folds at a time as one stacked model
     (:func:`compute_folds`), which is what fills a GPU. The same numbers as one at a time but for the
     dropout masks' random stream; the folds' records say so.
@@ -153,6 +158,7 @@ def run(
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
+        fold_seed=fold_seed,
         tag=tag,
         overrides=overrides,
         corpus=corpus,
@@ -286,6 +292,7 @@ def plan_experiment(
     epochs: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
+    fold_seed: int | None = None,
     tag: str | None = None,
     overrides: dict | None = None,
     corpus: Corpus | None = None,
@@ -311,10 +318,11 @@ def plan_experiment(
     if batch_size is not None:
         overrides["batch_size"] = batch_size
     model_cfg, train_cfg = configs(variant, len(corpus.labels), overrides)
-    all_folds = folds(corpus, protocol, seed)
-    names = fold_names(corpus, protocol, seed)
+    deal = seed if fold_seed is None else fold_seed
+    all_folds = folds(corpus, protocol, deal)
+    names = fold_names(corpus, protocol, deal)
     if selection:
-        all_folds = [inner_split(corpus, train_idx, protocol, seed) for train_idx, _test_idx in all_folds]
+        all_folds = [inner_split(corpus, train_idx, protocol, deal) for train_idx, _test_idx in all_folds]
         names = [f"validation inside {n}" for n in names]
     wanted = list(range(len(all_folds))) if folds_to_run is None else list(folds_to_run)
     for k in wanted:
@@ -322,7 +330,9 @@ def plan_experiment(
             raise EESRError(f"Fold {k} does not exist: protocol '{protocol}' has {len(all_folds)} folds")
     out_dir = run_dir(results_dir, corpus.name, protocol, variant, tag, selection)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = config_record(corpus.name, corpus.labels, protocol, variant, tag, seed, model_cfg, train_cfg, selection)
+    config = config_record(
+        corpus.name, corpus.labels, protocol, variant, tag, seed, model_cfg, train_cfg, selection, fold_seed=deal
+    )
     cfg_hash = config_hash(config)
     score_every = None
     if selection:

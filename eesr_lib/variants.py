@@ -40,6 +40,9 @@ _UNHASHED_AT_DEFAULT = {
 }
 # Settings that do not change the numbers: a finished fold is reused whatever they were.
 _NOT_COMPARED = {"train": ("eval_batch_size",)}
+# Top-level keys a config holds only where they differ from what their absence means (config_record): a
+# stored config without one is complete, never a file to migrate.
+_RECORDED_WHEN_SET = ("fold_seed",)
 
 
 def configs(variant: str, n_classes: int, overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
@@ -83,20 +86,33 @@ def config_record(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     selection: bool,
+    fold_seed: int | None = None,
 ) -> dict:
-    """The ``config`` every fold record of a run carries: everything that decides its numbers."""
+    """The ``config`` every fold record of a run carries: everything that decides its numbers.
+
+    ``fold_seed`` (the seed that dealt the folds) is recorded only where it differs from ``seed``:
+    until the two were separate, ``seed`` dealt the folds too, so a record without it means exactly
+    that, and the records and checkpoint names of every run that keeps them equal stay as they were."""
+    deal = {} if fold_seed is None or fold_seed == seed else {"fold_seed": fold_seed}
     return {
         "dataset": dataset,
         "protocol": protocol,
         "variant": variant,
         "tag": tag,
         "seed": seed,
+        **deal,
         "labels": list(labels),
         "model": asdict(model_cfg),
         "train": asdict(train_cfg),
         "spectrogram": asdict(SpectrogramParams()),
         "selection": selection,
     }
+
+
+def fold_seed_of(config: dict) -> int:
+    """The seed that dealt a record's folds (see :func:`config_record`): ``fold_seed`` where recorded,
+    else ``seed`` (0 in a config that has neither)."""
+    return int(config.get("fold_seed", config.get("seed", 0)))
 
 
 def config_hash(config: dict) -> str:
@@ -111,7 +127,7 @@ def config_hash(config: dict) -> str:
 def missing_settings(stored: dict, wanted: dict) -> list[str]:
     """The settings (``part.name``) that ``wanted`` has and the ``stored`` config lacks: a file written
     before they existed, which ``scripts/migrate_results.py`` completes with the values it ran with."""
-    out = [k for k in wanted if k not in stored]
+    out = [k for k in wanted if k not in stored and k not in _RECORDED_WHEN_SET]
     for part, values in wanted.items():
         if isinstance(values, dict) and isinstance(stored.get(part), dict):
             out += [f"{part}.{k}" for k in values if k not in stored[part]]

@@ -42,7 +42,6 @@ from eesr_lib import plan
 from eesr_lib.corpora import PROJECT_ROOT, load_corpus
 from eesr_lib.errors import EESRError
 from eesr_lib.features import cached_path, corpus_features, extract
-from eesr_lib.protocols import folds, inner_split
 from eesr_lib.provenance import git_revision
 from eesr_lib.results import RESULTS_DIR, fold_records, run_dir
 
@@ -107,9 +106,7 @@ def runs_left(
     corpus = load_corpus(dataset, data_root)
     out = []
     for r in plan.budget_runs(corpus):
-        split = folds(corpus, r.protocol, r.seed)
-        if r.selection:
-            split = [inner_split(corpus, tr, r.protocol, r.seed) for tr, _ in split]
+        split = r.splits(corpus)
         wanted = range(len(split)) if r.folds is None else r.folds
         done = fold_records(run_dir(results_dir, dataset, r.protocol, r.variant, r.tag, r.selection))
         left = [k for k in wanted if k not in done]

@@ -97,12 +97,12 @@ def test_network_choice_table_reads_complete_seeds_at_each_budget(emodb, tmp_pat
     # a complete seed dealt to other folds (the runner's --seed seeds the folds too) is not compared fold by fold
     write("test-curve-s2", range(5), 4, 90.0, 95.0)
 
-    def dealt_with(fold_seed: int):  # record the seed the runner dealt the folds with
+    def dealt_with(**config):  # the config the runner records: its seed, and fold_seed where that differs
         for path in (tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@test-curve-s2").glob("fold_*.json"):
-            path.write_text(json.dumps(json.loads(path.read_text()) | {"config": {"seed": fold_seed}}))
+            path.write_text(json.dumps(json.loads(path.read_text()) | {"config": config}))
 
-    dealt_with(2)
+    dealt_with(seed=2)
     assert demonstrations.network_choice_table(emodb, tmp_path).loc[paper_budget, "seeds"] == 1
-    dealt_with(0)  # the same seed on seed 0's folds counts
+    dealt_with(seed=2, fold_seed=0)  # training seed 2 on seed 0's folds counts
     both = demonstrations.network_choice_table(emodb, tmp_path).loc[paper_budget]
     assert both["seeds"] == 2 and both["best seed and epoch per fold"] == pytest.approx(95.0)

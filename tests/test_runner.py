@@ -320,6 +320,33 @@ def test_budget_run_list_curves_on_inner_splits_then_outer_folds(mini, tmp_path)
     assert (row.protocol, row.variant, row.done, row.folds, row.left) == ("kfold5+inner", "is10+svm@t", 2, 2, "-")
 
 
+def test_fold_seed_deals_the_folds_apart_from_the_training_seed(mini, tmp_path):
+    from eesr_lib import plan
+
+    def test_sets(**kw):
+        _, jobs = runner.plan_experiment("emodb_mini", "kfold5", "is10+svm", corpus=mini, results_dir=tmp_path, **kw)
+        return [job.test_idx.tolist() for job in jobs], jobs[0].config
+
+    base, base_cfg = test_sets(seed=0)
+    seed1, seed1_cfg = test_sets(seed=1)
+    fixed, fixed_cfg = test_sets(seed=1, fold_seed=0)
+    assert seed1 != base and fixed == base  # --seed alone deals other folds; a fixed fold seed keeps them
+    assert "fold_seed" not in base_cfg and "fold_seed" not in seed1_cfg  # records as before the option existed
+    assert (fixed_cfg["seed"], fixed_cfg["fold_seed"]) == (1, 0)
+    assert [variants.fold_seed_of(c) for c in (base_cfg, seed1_cfg, fixed_cfg, {})] == [0, 1, 0, 0]
+    _, same_cfg = test_sets(seed=1, fold_seed=1)
+    assert same_cfg == seed1_cfg and variants.config_hash(same_cfg) == variants.config_hash(seed1_cfg)
+    # a run folder computed on fold seed 1 is not reused (nor called a file to migrate) for fold seed 0
+    _run(mini, tmp_path, "is10+svm", folds_to_run=[0], seed=1)
+    with pytest.raises(EESRError, match="different configuration"):
+        _run(mini, tmp_path, "is10+svm", folds_to_run=[0], seed=1, fold_seed=0)
+    # the plan's runs deal by their fold seed, and every test-curve seed is on the folds of seed 0
+    run = plan.Run("kfold5", "is10+svm", seed=1, fold_seed=0)
+    assert [te.tolist() for _, te in run.splits(mini)] == base
+    curves = [r for r in plan.budget_runs(type("C", (), {"name": "emodb"})()) if r.tag.startswith("test-curve")]
+    assert {r.seed for r in curves} == {0, 1, 2} and {r.deal_seed for r in curves} == {0}
+
+
 def test_a_restarted_curve_does_not_replace_a_longer_committed_one(tmp_path):
     path = tmp_path / "fold_0.curve.json"
     long = [{"epoch": e} for e in range(1, 271)]
