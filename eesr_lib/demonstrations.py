@@ -22,8 +22,8 @@ from .corpora import Corpus
 from .flaws import TEST_CURVE_KEYS, choose_on_test, curves_from_histories
 from .plan import BUDGET_TAG, CHOSEN_MULTIPLE, PAPER_EPOCHS, PROPOSED
 from .protocols import folds
-from .report import load_folds
-from .results import flaws_dir
+from .report import load_folds, pooled_metrics
+from .results import flaws_dir, fold_records, run_dir
 from .variants import fold_seed_of
 
 BANNER = "> **Demonstration of an evaluation flaw, not a result.**"
@@ -116,6 +116,52 @@ def network_choice_table(corpus: Corpus, results_dir: str | Path, seed: int = 0,
             }
         )
     return pd.DataFrame(rows).set_index(["protocol", "budget"]) if rows else pd.DataFrame()
+
+
+def network_seed_spread(corpus: Corpus, results_dir: str | Path, protocol: str = "kfold5") -> pd.DataFrame:
+    """(d) on the proposed network: its honest WA at the last epoch of every complete test-curve run
+    (``ae+ee+in@test-curve-*``, the paper's 40 epochs), one row per run with the seeds that dealt its folds
+    and trained it. Runs on one fold seed differ by training alone; runs on other fold seeds by the
+    partition as well, so the table shows how much of a single number either kind of seed moves."""
+    n_folds = len(folds(corpus, protocol))
+    rows = []
+    for folder in sorted(run_dir(results_dir, corpus.name, protocol, PROPOSED).parent.glob(f"{PROPOSED}@test-curve-*")):
+        records = list(fold_records(folder).values())
+        if len(records) != n_folds or any(r["config"]["train"]["epochs"] != PAPER_EPOCHS for r in records):
+            continue
+        config = records[0]["config"]
+        rows.append(
+            {
+                "run": folder.name,
+                "fold seed": fold_seed_of(config),
+                "training seed": config["seed"],
+                "WA": pooled_metrics(records)["wa"],
+            }
+        )
+    return pd.DataFrame(rows, columns=["run", "fold seed", "training seed", "WA"])
+
+
+def seed_spread_reading(spread: pd.DataFrame) -> str:
+    """:func:`network_seed_spread` in words: the range of WA over training seeds on one partition, and over
+    partitions (each run's first training seed on its own fold seed)."""
+    on_first = spread[spread["fold seed"] == spread["fold seed"].min()]
+    partitions = spread.drop_duplicates("fold seed")
+    parts = []
+    if len(on_first) > 1:
+        parts.append(
+            f"over {len(on_first)} training seeds on the same folds its WA spans "
+            f"{on_first.WA.min():.1f} to {on_first.WA.max():.1f}"
+        )
+    if len(partitions) > 1:
+        parts.append(
+            f"over {len(partitions)} partitions of the utterances into folds (each trained with its own seed) "
+            f"{partitions.WA.min():.1f} to {partitions.WA.max():.1f}"
+        )
+    if spread.empty:
+        return "No test-curve run is complete yet: they are the `test-curve-s*` rows of the budget run list."
+    if not parts:
+        return "One complete run so far: no spread to read yet."
+    return "At the paper's 40 epochs, " + "; ".join(parts) + "."
 
 
 def _fold_seed(run: list[dict]) -> int:

@@ -106,3 +106,37 @@ def test_network_choice_table_reads_complete_seeds_at_each_budget(emodb, tmp_pat
     dealt_with(seed=2, fold_seed=0)  # training seed 2 on seed 0's folds counts
     both = demonstrations.network_choice_table(emodb, tmp_path).loc[paper_budget]
     assert both["seeds"] == 2 and both["best seed and epoch per fold"] == pytest.approx(95.0)
+
+
+def test_network_seed_spread_separates_training_seeds_from_partitions(emodb, tmp_path):
+    import json
+
+    from eesr_lib import plan
+    from eesr_lib.protocols import folds
+
+    labels = list(emodb.labels)
+
+    def write(tag: str, n_folds: int, seed: int, fold_seed: int, right: int, epochs: int = plan.PAPER_EPOCHS):
+        folder = tmp_path / "emodb" / "kfold5" / f"{plan.PROPOSED}@{tag}"
+        folder.mkdir(parents=True)
+        config = {"seed": seed, "train": {"epochs": epochs}} | ({"fold_seed": fold_seed} if fold_seed != seed else {})
+        for k in range(n_folds):  # 10 test utterances a fold, `right` of them classified correctly
+            preds = [{"true": labels[0], "pred": labels[0] if i < right else labels[1]} for i in range(10)]
+            rec = {"fold": k, "labels": labels, "config": config, "predictions": preds}
+            (folder / f"fold_{k}.json").write_text(json.dumps(rec))
+
+    n = len(folds(emodb, "kfold5"))
+    empty = demonstrations.network_seed_spread(emodb, tmp_path)
+    assert empty.empty and demonstrations.seed_spread_reading(empty).startswith("No test-curve run")
+    write("test-curve-s0", n, 0, 0, 8)
+    assert demonstrations.seed_spread_reading(demonstrations.network_seed_spread(emodb, tmp_path)).startswith("One")
+    write("test-curve-s1", n, 1, 0, 9)  # another training seed, same folds
+    write("test-curve-s1-folds1", n, 1, 1, 6)  # another partition
+    write("test-curve-s2", n - 1, 2, 0, 10)  # a fold short: left out
+    write("test-curve-long", n, 0, 0, 10, epochs=8 * plan.PAPER_EPOCHS)  # another budget: left out
+    t = demonstrations.network_seed_spread(emodb, tmp_path)
+    assert t["run"].tolist() == [f"{plan.PROPOSED}@test-curve-{s}" for s in ("s0", "s1", "s1-folds1")]
+    assert t["fold seed"].tolist() == [0, 0, 1] and t["WA"].tolist() == pytest.approx([80.0, 90.0, 60.0])
+    reading = demonstrations.seed_spread_reading(t)
+    assert "over 2 training seeds on the same folds its WA spans 80.0 to 90.0" in reading
+    assert "over 2 partitions" in reading and "60.0 to 80.0" in reading
