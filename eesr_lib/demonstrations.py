@@ -144,6 +144,8 @@ def network_seed_spread(corpus: Corpus, results_dir: str | Path, protocol: str =
 def seed_spread_reading(spread: pd.DataFrame) -> str:
     """:func:`network_seed_spread` in words: the range of WA over training seeds on one partition, and over
     partitions (each run's first training seed on its own fold seed)."""
+    if spread.empty:
+        return "No test-curve run is complete yet: they are the `test-curve-s*` rows of the budget run list."
     on_first = spread[spread["fold seed"] == spread["fold seed"].min()]
     partitions = spread.drop_duplicates("fold seed")
     parts = []
@@ -157,8 +159,6 @@ def seed_spread_reading(spread: pd.DataFrame) -> str:
             f"over {len(partitions)} partitions of the utterances into folds (each trained with its own seed) "
             f"{partitions.WA.min():.1f} to {partitions.WA.max():.1f}"
         )
-    if spread.empty:
-        return "No test-curve run is complete yet: they are the `test-curve-s*` rows of the budget run list."
     if not parts:
         return "One complete run so far: no spread to read yet."
     return "At the paper's 40 epochs, " + "; ".join(parts) + "."
