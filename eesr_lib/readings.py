@@ -19,11 +19,17 @@ from .experiments import VARIANT_NAMES as NAMES
 from .plan import ABLATIONS, runs_for
 from .tables import PROPOSED, RERUN_TAG, Shown, finished_runs, rerun_noise, signed
 
-# Table 4's pairs that differ by exactly one ingredient: (with, without)
+# Table 4's pairs, (with, without), grouped by what they differ by: one ingredient, or (the spectrogram-only
+# rows, the only pair Table 4 has without IS10) the emotion embedding and instance norm at once
+EE_ALONE = "Emotion embedding (EE)"
+IN_ALONE = "Instance normalization (IN)"
+IS10_BESIDE = "IS10 beside the deep feature"
+EE_IN_DEEP = "Emotion embedding with instance normalization, spectrogram only (no IS10)"
 INGREDIENTS = {
-    "Emotion embedding (EE)": [("ae+ee", "ae"), ("ae+ee+in", "ae+in")],
-    "Instance normalization (IN)": [("ae+in", "ae"), ("ae+ee+in", "ae+ee")],
-    "IS10 beside the deep feature": [("ae", "ae-os"), ("ae+ee+in", "ae-os+ee+in")],
+    EE_ALONE: [("ae+ee", "ae"), ("ae+ee+in", "ae+in")],
+    IN_ALONE: [("ae+in", "ae"), ("ae+ee+in", "ae+ee")],
+    IS10_BESIDE: [("ae", "ae-os"), ("ae+ee+in", "ae-os+ee+in")],
+    EE_IN_DEEP: [("ae-os+ee+in", "ae-os")],
 }
 
 
@@ -150,7 +156,8 @@ def ingredient_effects(
 
 
 def ingredient_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
-    """Each ingredient on its own: the pairs of Table 4 that differ by exactly that ingredient."""
+    """Each ingredient on its own (the pairs of Table 4 that differ by exactly that ingredient), then the
+    emotion embedding and instance norm together on the spectrogram branch alone (:data:`EE_IN_DEEP`)."""
     out = []
     verdicts = {
         claims.NO_EFFECT: "**No measurable effect**: every gap is within training noise (see *Training noise*)",

@@ -212,6 +212,41 @@ def test_the_introduction_reads_an_ingredient_at_the_chosen_budget_from_whole_pa
     assert text.endswith(f"; instance normalization {pair} {tables.signed(in_gap)} UA: {verdict}")
 
 
+def test_the_introduction_reads_the_spectrogram_only_pair_at_the_chosen_budget_beside_today(tmp_path, shown):
+    from dataclasses import replace
+
+    from eesr_lib import claims, plan
+    from eesr_lib.findings import budget_ingredient_numbers
+    from eesr_lib.report import paired_gap
+
+    emodb = replace(shown.corpus, name="emodb")
+    tag, x = plan.BUDGET_TAG, plan.CHOSEN_MULTIPLE
+    os_, both = shown.runs("kfold5", "ae-os"), _records(0.2, seed=9)  # EE and IN together well below AE-OS
+    today = {"ae-os": os_, "ae-os+ee+in": both}
+    _write_runs(tmp_path, "emodb", today | {f"ae-os+ee+in@{tag}": both, f"ae-os@{tag}": os_[:2]})
+    text = budget_ingredient_numbers(tmp_path, emodb)["deep_pair_budget"]
+    assert text.startswith(f"its outer folds at {x}x are not all in (AE-OS,+EE,IN 3/3 folds, AE-OS 2/3 folds)")
+    _write_runs(tmp_path, "emodb", {f"ae-os@{tag}": os_})  # the pair is whole: its verdict is read
+    gap = tables.signed(paired_gap(both, os_)[0])
+    expected = f"AE-OS,+EE,IN − AE-OS {gap} UA over its 3 folds: {claims.DOES_NOT_HOLD}"
+    assert budget_ingredient_numbers(tmp_path, emodb)["deep_pair_budget"] == f"{expected}, as at today's budget"
+    _write_runs(tmp_path, "emodb", {"ae-os+ee+in": _records(0.9, seed=9)})  # at 40 epochs the pair had held
+    text = budget_ingredient_numbers(tmp_path, emodb)["deep_pair_budget"]
+    assert text == f"{expected}, where at today's budget it was: {claims.HOLDS}"
+    assert "spectrogram" not in budget_ingredient_numbers(tmp_path, emodb)["ee_in_budget"]  # its own sentence
+
+
+def test_chapter_4_reads_the_spectrogram_only_pair_beside_the_single_ingredients(shown):
+    records = dict(shown.records) | {("kfold5", "ae-os+ee+in"): _records(0.2, seed=9)}
+    status = dict(shown.status) | {("kfold5", "ae-os+ee+in"): f"{N_FOLDS}/{N_FOLDS} folds"}
+    both = tables.Shown(shown.corpus, ["kfold5"], [*shown.variants, "ae-os+ee+in"], records, status, n_boot=200)
+    gap = both.fold_gap("kfold5", "ae-os+ee+in", "ae-os")[0]
+    paper_gap = paper.TABLE4_UA_IEMOCAP["ae-os+ee+in"]["kfold10"] - paper.TABLE4_UA_IEMOCAP["ae-os"]["kfold10"]
+    line = f"**{readings.EE_IN_DEEP} adds**, kfold5: AE-OS,+EE,IN − AE-OS = {tables.signed(gap)}"
+    assert f"{line} (paper {paper_gap:+.1f})" in readings.claims_reading(both, noise={})
+    assert readings.EE_IN_DEEP not in readings.claims_reading(shown, noise={})  # one row of the pair missing
+
+
 def test_chapters_read_the_budget_claims_only_where_the_budget_runs_are_planned(tmp_path, shown):
     from dataclasses import replace
 
