@@ -45,12 +45,6 @@ def _range(values: list[float], fmt: str = ".0f") -> str:
     return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}} to {hi:{fmt}}"
 
 
-def _paper_gap(pair: tuple[str, str], protocol: str) -> str:
-    """The paper's Table 4 gap (with − without) on IEMOCAP under ``protocol``, signed, one decimal."""
-    with_, without = (paper.TABLE4_UA_IEMOCAP[v][protocol] for v in pair)
-    return f"{with_ - without:+.1f}"
-
-
 def _guard(compute: Callable[[], str]) -> str:
     """``compute()``, or :data:`MISSING` where its runs (or a corpus) are not there."""
     try:
@@ -76,15 +70,16 @@ def emodb_numbers(results_dir: str | Path, emodb: Corpus) -> dict[str, str]:
     def deep_ee_in() -> str:
         noise, _ = rerun_noise(shown, results_dir, RERUN_TAG)
 
-        def one(protocol: str, words: str) -> str:
-            gap = shown.fold_gap(protocol, *DEEP_PAIR)[0]
-            verdict = claims.ingredient_effect([gap], noise.get(protocol, {}).get("gap_sd"))
+        def one(protocol: str, words: str) -> str:  # chapter 4's line for the pair, in the intro's words
+            gap_sd = noise.get(protocol, {}).get("gap_sd")
+            gaps, verdict = readings.ingredient_effects(shown, protocol, gap_sd)[readings.EE_IN_DEEP]
+            ((gap, _),) = gaps.values()
             return f"{signed(gap)} UA {words} ({verdict})"
 
+        paper_kfold, paper_loso = (paper.table4_gap(*DEEP_PAIR, p) for p in ("kfold10", "loso-speaker"))
         return (
             f"{one('kfold5', 'under 5-fold')} and {one('loso-speaker', 'with speakers held out')}, where the paper "
-            f"has {_paper_gap(DEEP_PAIR, 'kfold10')} (10-fold) and {_paper_gap(DEEP_PAIR, 'loso-speaker')} "
-            "(leave one speaker out) on IEMOCAP"
+            f"has {paper_kfold:+.1f} (10-fold) and {paper_loso:+.1f} (leave one speaker out) on IEMOCAP"
         )
 
     def agreement() -> str:
@@ -320,9 +315,10 @@ def budget_ingredient_numbers(results_dir: str | Path, emodb: Corpus) -> dict[st
                 f"its outer folds at {plan.CHOSEN_MULTIPLE}x are not all in ({waiting}), and until they are, "
                 "its verdict is the one at today's budget"
             )
-        (gap, n), verdict = next(iter(effects[readings.EE_IN_DEEP][0].values())), effects[readings.EE_IN_DEEP][1]
+        gaps, verdict = effects[readings.EE_IN_DEEP]
+        ((gap, n),) = gaps.values()
         today = finished_runs(emodb, results_dir, ["kfold5"], list(DEEP_PAIR))
-        before = claims.ingredient_effect([today.fold_gap("kfold5", *DEEP_PAIR)[0]], gap_sd)
+        before = readings.ingredient_effects(today, "kfold5", gap_sd)[readings.EE_IN_DEEP][1]
         a, b = (readings.NAMES[v] for v in DEEP_PAIR)
         return f"{a} − {b} {signed(gap)} UA over its {n} folds: {verdict}, " + (
             "as at today's budget" if verdict == before else f"where at today's budget it was: {before}"

@@ -88,6 +88,12 @@ TABLE4_UA_IEMOCAP: dict[str, dict[str, float | None]] = {
     "ae+ee+in": {"kfold10": 71.2, "loso-speaker": 66.7},
 }
 
+
+def table4_gap(with_: str, without: str, protocol: str) -> float:
+    """The paper's Table 4 gap in UA points (``with_`` minus ``without``) on IEMOCAP under ``protocol``."""
+    return TABLE4_UA_IEMOCAP[with_][protocol] - TABLE4_UA_IEMOCAP[without][protocol]
+
+
 # Tables 5-8: per-class precision, recall, F1 (%) of AE+EE,IN. Key: (dataset, protocol).
 PER_CLASS: dict[tuple[str, str], dict] = {
     ("iemocap", "loso-speaker"): {

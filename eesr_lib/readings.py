@@ -165,14 +165,13 @@ def ingredient_lines(shown: Shown, gap_sd: dict[str, float]) -> list[str]:
         claims.DOES_NOT_HOLD: "**Does not hold**",
         claims.MIXED: "**Mixed**",
     }
-    table4 = paper.TABLE4_UA_IEMOCAP
     for protocol in shown.protocols:
         paper_protocol = "loso-speaker" if protocol == "loso-speaker" else "kfold10"
         for ingredient, (gaps, verdict) in ingredient_effects(shown, protocol, gap_sd.get(protocol)).items():
             parts = [
                 f"{NAMES[with_]} − {NAMES[without]} = {signed(gap)}"
                 f"{shown.folds_note(protocol, with_, n)} "
-                f"(paper {table4[with_][paper_protocol] - table4[without][paper_protocol]:+.1f})"
+                f"(paper {paper.table4_gap(with_, without, paper_protocol):+.1f})"
                 for (with_, without), (gap, n) in gaps.items()
             ]
             out.append(f"- **{ingredient} adds**, {protocol}: " + "; ".join(parts) + f". {verdicts[verdict]}.")
