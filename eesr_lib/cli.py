@@ -106,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         test_curve=args.test_curve,
         keep_weights=args.keep_weights,
         stack_folds=args.stack_folds,
+        cuda_graphs=args.cuda_graphs,
     )
     for r in results:
         print(f"fold {r['fold']} ({r['fold_name']}): WA {r['metrics']['wa']:.1f}  UA {r['metrics']['ua']:.1f}")
@@ -309,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write each fold's trained model as a bundle, fold_<k>.bundle/ (folds computed by this call)",
     )
     sp.add_argument("--stack-folds", type=int, default=1, help=STACK_HELP)
+    sp.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay each training step from a CUDA graph (default: on a CUDA device, one fold at a time)",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser(

@@ -27,6 +27,7 @@ returns, and writes each finished fold as soon as it is there, so an interrupted
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -53,7 +54,7 @@ from .results import (
     fold_log,
     read_fold,
 )
-from .runner import FoldJob, FoldOutput, plan_experiment, stack_groups, write_fold
+from .runner import FoldJob, FoldOutput, plan_experiment, stack_groups, use_cuda_graphs, write_fold
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,8 @@ def _fold_task(jobs, corpus, features, device, cpus, gpus, driver_folder, fold_f
         with contextlib.redirect_stdout(_Tee(buf, sys.stdout)), contextlib.redirect_stderr(_Tee(buf, sys.stderr)):
             torch.set_num_threads(max(1, int(cpus)))
             dev = resolve_device(("cuda" if device == "auto" else device) if gpus > 0 else "cpu")
+            graphs = use_cuda_graphs(None, dev, len(jobs))  # a fold alone on a GPU: graphed (runner.run)
+            jobs = [dataclasses.replace(job, cuda_graphs=graphs) for job in jobs]
             scratch, local = _scratch(jobs[0], driver_folder)
             node = ray.get_runtime_context().get_node_id()[:8]
             print(f"host {socket.gethostname()}, node {node}, pid {os.getpid()}, device {dev}, ", end="")

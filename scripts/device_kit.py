@@ -12,12 +12,16 @@ What stands in the way, and what each command does about it:
   librosa with what it needs as wheels (the spectrograms are computed there, 16 cores).
 - Every fold left in the budget run list (:func:`eesr_lib.plan.budget_runs`) is written to
   ``.kit/runs.json`` with its fold numbers, so the device computes only what is missing here.
-  ``device`` (run there) trains them, each run's folds stacked on the GPU, all runs at once, and
-  packs the fold files it finished into ``$OUT/results.tgz``; ``land`` unpacks them into results/.
+  ``device`` (run there) trains them, ``--parallel`` runs at a time sharing the GPU, each run's folds one
+  after the other with CUDA graphs (the runner's default on a GPU), and packs every fold file finished
+  by then into ``$OUT/results.tgz``; ``land`` unpacks them into results/. Not stacked: on the H200,
+  5 stacked folds trained at 0.59x the rate of eager folds one at a time (benchmarks/README.md),
+  and a stacked group cut off by the time limit leaves nothing, where folds one at a time keep each
+  finished fold.
 
     .venv/bin/python scripts/device_kit.py build            # here: .kit/ (git-excluded), and the travel size
     .venv/bin/python scripts/device_kit.py aside            # here, right before the device call
-    # the device call (carry [".kit"]):  bash scripts/device_kit.sh runs 500
+    # the device call (carry [".kit"]):  bash scripts/device_kit.sh check && bash scripts/device_kit.sh runs --minutes 8
     .venv/bin/python scripts/device_kit.py back             # here, right after it
     .venv/bin/python scripts/device_kit.py land /work/.device/.../results.tgz
 """
@@ -51,7 +55,11 @@ ASIDE_TO = PROJECT_ROOT.parent / f".{PROJECT_ROOT.name}-aside"
 TRAVEL_LIMIT = 64 * 2**20  # the device tool's working-tree limit
 # librosa and what it needs that the device's image lacks (its package list: device/KINDS.md);
 # librosa and soundfile at requirements.txt's pins.
-WHEELS = ("librosa", "soundfile", "soxr==1.1.0", "audioread==3.1.0", "decorator==5.3.1", "pooch==1.9.0", "platformdirs")
+# soundfile needs cffi, which the image lacks too (its first call here failed on `_cffi_backend`).
+WHEELS = (
+    "librosa", "soundfile", "cffi", "pycparser", "soxr==1.1.0", "audioread==3.1.0", "decorator==5.3.1",
+    "pooch==1.9.0", "platformdirs",
+)  # fmt: skip
 DEVICE_PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -196,26 +204,26 @@ def back(_args: argparse.Namespace) -> None:
     print(f"{', '.join(ASIDE)} are back")
 
 
-def _train(kwargs: dict, results_dir: str, device: str, stack_folds: int) -> str:
+def _train(kwargs: dict, results_dir: str, device: str) -> str:
     from eesr_lib.runner import run
 
     name = f"{kwargs['protocol']} {kwargs['variant']}@{kwargs['tag']}"
     started = time.time()
     try:
-        run(results_dir=results_dir, device=device, stack_folds=stack_folds, progress=False, **kwargs)
+        run(results_dir=results_dir, device=device, progress=False, **kwargs)
     except Exception as exc:  # one run failing must not lose the others' folds
         return f"{name}: FAILED after {time.time() - started:.0f} s: {exc!r}"
     return f"{name}: {len(kwargs['folds_to_run'])} folds in {time.time() - started:.0f} s"
 
 
 def device(args: argparse.Namespace) -> None:
-    """On the device: train every run of runs.json, each run's folds stacked, ``--parallel`` runs at a
-    time sharing the GPU, for at most ``--minutes``; then pack every finished fold file into
-    ``--out``/results.tgz (a run cut off by the time limit leaves nothing: its folds finish together)."""
+    """On the device: train every run of runs.json, ``--parallel`` runs at a time sharing the GPU, each
+    run's folds one after the other, for at most ``--minutes``; then pack every finished fold file into
+    ``--out``/results.tgz (a fold cut off by the time limit leaves nothing, the folds before it stay)."""
     kit = Path(args.kit)
     runs = json.loads((kit / "runs.json").read_text())[: args.max_runs]
     results = kit / "results"
-    jobs = [(r, str(results), args.device, len(r["folds_to_run"])) for r in runs]
+    jobs = [(r, str(results), args.device) for r in runs]
     for dataset in sorted({r["dataset"] for r in runs}):  # once, on all cores, before the runs share them
         corpus_features(load_corpus(dataset))
     ctx = multiprocessing.get_context("spawn")

@@ -2,10 +2,13 @@
 tensors must give the eager step's numbers bit for bit (so the batch really goes through the static inputs,
 odd-sized batches run eagerly, outputs are copies). The capture itself needs a GPU (benchmarks/run_gpu.py)."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 
+from eesr_lib import runner
 from eesr_lib.errors import EESRError
 from eesr_lib.graphed import (
     WARMUP_STEPS,
@@ -17,6 +20,7 @@ from eesr_lib.graphed import (
     make_capturable,
 )
 from eesr_lib.model import EESR, ModelConfig
+from eesr_lib.runner import use_cuda_graphs
 from eesr_lib.train import TrainConfig, epoch_lr, predict_utterances, set_epoch_lr, step_stats, train_fold
 
 CPU = torch.device("cpu")
@@ -117,3 +121,36 @@ def test_a_resumed_optimizer_is_made_capturable_again():
     assert opt.param_groups[0]["capturable"] and torch.is_tensor(opt.param_groups[0]["lr"])
     steps = [s["step"] for s in opt.state.values()]
     assert steps and all(s.dtype == torch.float32 and s.item() == 1 for s in steps)
+
+
+def test_the_runner_graphs_a_gpu_fold_alone_and_refuses_what_cannot_be_graphed(cli_run_kwargs):
+    cuda = torch.device("cuda")  # a device object only: nothing runs on it
+    assert use_cuda_graphs(None, cuda) and not use_cuda_graphs(None, CPU)
+    assert not use_cuda_graphs(None, cuda, stack_folds=5) and not use_cuda_graphs(False, cuda)
+    with pytest.raises(EESRError, match="need a CUDA device"):
+        use_cuda_graphs(True, CPU)
+    with pytest.raises(EESRError, match="stacked folds"):
+        use_cuda_graphs(True, cuda, stack_folds=5)
+    assert cli_run_kwargs([])["cuda_graphs"] is None
+    assert cli_run_kwargs(["--no-cuda-graphs"])["cuda_graphs"] is False
+
+
+def test_a_runner_fold_asked_for_graphs_trains_through_them_and_says_so(mini, tmp_path, monkeypatch):
+    """The runner's choice reaches the trainer: with the CPU stand-in for a CUDA graph, the fold's
+    history records the graphed steps, and its numbers are the eager fold's."""
+
+    def run(folder):
+        return runner.run(
+            "emodb_mini", "kfold5", "ae-os", corpus=mini, results_dir=folder, progress=False,
+            folds_to_run=[0], epochs=2, overrides={"batch_size": 4, "precision": "fp32"},
+        )[0]  # fmt: skip
+
+    eager = run(tmp_path / "eager")
+    monkeypatch.setattr(runner, "use_cuda_graphs", lambda *a, **k: True)
+    monkeypatch.setattr(runner, "train_fold", functools.partial(train_fold, graph_backend=RerunGraphs()))
+    graphed = run(tmp_path / "graphed")
+    assert all(h.pop("cuda_graphs") for h in graphed["history"])
+    for h in eager["history"] + graphed["history"]:
+        h.pop("seconds")
+    assert graphed["history"] == eager["history"]
+    assert graphed["predictions"] == eager["predictions"]
