@@ -20,7 +20,6 @@ from eesr_lib.graphed import (
     make_capturable,
 )
 from eesr_lib.model import EESR, ModelConfig
-from eesr_lib.runner import use_cuda_graphs
 from eesr_lib.train import TrainConfig, epoch_lr, predict_utterances, set_epoch_lr, step_stats, train_fold
 
 CPU = torch.device("cpu")
@@ -125,12 +124,13 @@ def test_a_resumed_optimizer_is_made_capturable_again():
 
 def test_the_runner_graphs_a_gpu_fold_alone_and_refuses_what_cannot_be_graphed(cli_run_kwargs):
     cuda = torch.device("cuda")  # a device object only: nothing runs on it
-    assert use_cuda_graphs(None, cuda) and not use_cuda_graphs(None, CPU)
-    assert not use_cuda_graphs(None, cuda, stack_folds=5) and not use_cuda_graphs(False, cuda)
+    graphs = runner.use_cuda_graphs
+    assert graphs(None, cuda) and not graphs(None, CPU)
+    assert not graphs(None, cuda, stack_folds=5) and not graphs(False, cuda)
     with pytest.raises(EESRError, match="need a CUDA device"):
-        use_cuda_graphs(True, CPU)
+        graphs(True, CPU)
     with pytest.raises(EESRError, match="stacked folds"):
-        use_cuda_graphs(True, cuda, stack_folds=5)
+        graphs(True, cuda, stack_folds=5)
     assert cli_run_kwargs([])["cuda_graphs"] is None
     assert cli_run_kwargs(["--no-cuda-graphs"])["cuda_graphs"] is False
 
