@@ -4,7 +4,9 @@ here; what comes back lands without touching a finished fold."""
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -122,3 +124,102 @@ def test_device_trains_each_listed_run_fold_by_fold_and_packs_them(kit_module, m
     assert names == [f"{folder}/fold_{k}.{ext}" for k in (0, 2) for ext in ("json", "npz")]
     assert "stacked_with_folds" not in record["provenance"] and record["history"][-1]["epoch"] == 1
     assert record["fold"] == 2
+
+
+# ------------------------------------------------------------------ a corpus over one call's limit, in parts
+
+
+@pytest.fixture()
+def mini_nemo(data_root, tmp_path) -> Path:
+    """Eight real nEMO utterances (two speakers, the four classes) in the shared copy's layout."""
+    src = data_root / "nemo"
+    lines = (src / "data.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    keep, seen = [lines[0]], set()
+    for line in lines[1:]:
+        cols = line.split("\t")
+        key = (cols[4].strip(), cols[1])  # speaker, emotion
+        if key[0] in ("EB0", "MP0") and key[1] in ("anger", "happiness", "neutral", "sadness") and key not in seen:
+            seen.add(key)
+            keep.append(line)
+    root = tmp_path / "src" / "nemo"
+    (root / "samples").mkdir(parents=True)
+    (root / "data.tsv").write_text("".join(keep), encoding="utf-8")
+    for line in keep[1:]:
+        name = Path(line.split("\t")[0]).with_suffix(".flac").name
+        shutil.copy(src / "samples" / name, root / "samples" / name)
+    return root.parent
+
+
+def test_a_corpus_in_parts_stages_back_into_the_same_corpus_and_vectors(
+    kit_module, mini_nemo, tmp_cache, tmp_path, monkeypatch
+):
+    groups = kit_module.part_files("nemo", str(mini_nemo))
+    sizes = sorted(sum(f.stat().st_size for f, _ in g) for g in groups)
+    first, per_call = sizes[-1] + 10, sum(sizes[-3:])  # room for one utterance beside the kit, three alone
+    parts = kit_module.pack_parts(tmp_path / ".kit-nemo", "nemo", first, per_call, data_root=str(mini_nemo))
+    infos = [json.loads((p / "PART.json").read_text()) for p in parts]
+    assert len(parts) >= 3 and [i["part"] for i in infos] == list(range(1, len(parts) + 1))
+    assert [i["with_kit"] for i in infos] == [False] * (len(parts) - 1) + [True]  # the last goes with .kit
+    for part, info in zip(parts, infos):
+        packed = sum(f.stat().st_size for f in part.rglob("*") if f.is_file() and f.name != "PART.json")
+        assert packed == info["bytes"] <= (first if info["with_kit"] else per_call)
+    assert sum(i["files"] for i in infos) == sum(len(g) for g in groups)
+
+    # the device: each part staged by the script, in a call of its own, then joined to the kit
+    stage = tmp_path / "stage"
+    for part in parts:
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "device_kit.sh"), "stage", str(part)],
+            env={**os.environ, "EESR_STAGE": str(stage)},
+            check=True,
+            capture_output=True,
+        )
+    here = load_corpus("nemo", mini_nemo)
+    there = load_corpus("nemo", stage / "data")
+    assert there.table[["id", "label", "speaker"]].equals(here.table[["id", "label", "speaker"]])
+    assert all(Path(a).read_bytes() == Path(b).read_bytes() for a, b in zip(there.paths, here.paths))
+    want = features.extract(here.paths, "is10", progress=False)
+    monkeypatch.setenv("EESR_CACHE", str(stage / "cache"))
+    monkeypatch.setattr(features, "_compute", lambda args: pytest.fail(f"computed {args[0]}"))
+    got = features.extract(there.paths, "is10", progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+    # whole only once every part's PART.json was staged
+    kit = tmp_path / ".kit"
+    kit.mkdir()
+    (kit / "parts.json").write_text(json.dumps({"nemo": [p.name for p in parts]}))
+    shutil.copytree(stage / "staged", kit / "staged")
+    assert kit_module.unstaged(kit) == {}
+    (kit / "staged" / f"{parts[1].name}.json").unlink()
+    assert kit_module.unstaged(kit) == {"nemo": [parts[1].name]}
+
+    calls = kit_module.device_calls(kit, parts)
+    assert [carry for carry, _ in calls] == [[p.name] for p in parts[:-1]] + [[".kit", parts[-1].name]]
+    assert calls[0][1] == f"bash scripts/device_kit.sh stage {parts[0].name}"
+    assert calls[-1][1].startswith(f"bash scripts/device_kit.sh stage {parts[-1].name} && ")
+    assert "device_kit.sh runs" in calls[-1][1]
+
+
+def test_device_skips_the_runs_of_a_corpus_whose_parts_are_not_all_staged(kit_module, tmp_path, capsys):
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    run = {"dataset": "nemo", "protocol": "loso-speaker", "variant": "ae+ee+in", "folds_to_run": [0]}
+    (kit / "runs.json").write_text(json.dumps([run]))
+    (kit / "parts.json").write_text(json.dumps({"nemo": [".kit-nemo-1", ".kit-nemo-2"]}))
+    (kit / "staged").mkdir()
+    (kit / "staged" / ".kit-nemo-1.json").write_text("{}")
+    out = tmp_path / "out"
+    out.mkdir()
+    kit_module.main(["--kit", str(kit), "device", "--device", "cpu", "--out", str(out)])
+    assert "nemo: .kit-nemo-2 not staged" in capsys.readouterr().out
+    with tarfile.open(out / "results.tgz") as tar:
+        assert tar.getnames() == []  # nothing was trained
+
+
+def test_the_gpu_list_of_a_corpus_without_a_budget_list_is_its_network_runs(kit_module, data_root):
+    nemo = load_corpus("nemo", data_root)
+    runs = kit_module.device_runs(nemo)
+    assert [(r.protocol, r.variant) for r in runs] == [
+        (p, v) for p, v in plan.runs_for(nemo) if v not in plan.BASELINES
+    ] and runs[0].variant == plan.PROPOSED
+    assert kit_module.device_runs(load_corpus("emodb", data_root)) == plan.budget_runs(load_corpus("emodb", data_root))
