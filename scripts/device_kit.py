@@ -52,7 +52,7 @@ import numpy as np
 import soundfile as sf
 
 from eesr_lib import plan
-from eesr_lib.corpora import CORPUS_FOLDER, PROJECT_ROOT, corpus_dir, load_corpus
+from eesr_lib.corpora import CORPUS_FOLDER, PROJECT_ROOT, Corpus, corpus_dir, load_corpus
 from eesr_lib.errors import EESRError
 from eesr_lib.features import cache_dir, cached_path, corpus_features, extract
 from eesr_lib.provenance import git_revision
@@ -192,7 +192,7 @@ def unstaged(kit: Path) -> dict[str, list[str]]:
     }
 
 
-def device_runs(corpus) -> list[plan.Run]:
+def device_runs(corpus: Corpus) -> list[plan.Run]:
     """The runs a GPU computes for ``corpus``: EMODB's budget list; elsewhere the network runs of the
     replication plan (the baselines need no GPU)."""
     runs = plan.budget_runs(corpus)
