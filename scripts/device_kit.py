@@ -278,7 +278,7 @@ def build(args: argparse.Namespace) -> None:
     folds_left = sum(len(r["folds_to_run"]) for r in runs)
     print(f"{kit}: {n} files of {KIT_CORPUS}, {len(runs)} runs with {folds_left} folds left")
     for call, (carry, command) in enumerate(device_calls(kit, [p for ps in parts.values() for p in ps]), 1):
-        size = tree + sum(travel_bytes([PROJECT_ROOT / c]) - travel_bytes([]) for c in carry)
+        size = tree + sum(travel_bytes([kit.parent / c]) - travel_bytes([]) for c in carry)
         print(f"call {call}: carry {json.dumps(carry)} ({size / 2**20:.1f} MiB of {TRAVEL_LIMIT / 2**20:.0f})")
         print(f"    {command}")
         if size > TRAVEL_LIMIT:
