@@ -34,7 +34,7 @@ NEMO_KEYS = (
     "nemo_mlp_loso_ua",
     "nemo_svm_kfold10_ua",
     "nemo_proposed_loso_ua",
-    "nemo_proposed_hours",
+    "nemo_proposed_reading",
 )
 EE_IN_PAIRS = readings.INGREDIENTS[readings.EE_ALONE] + readings.INGREDIENTS[readings.IN_ALONE]  # differ by EE or IN
 (DEEP_PAIR,) = readings.INGREDIENTS[readings.EE_IN_DEEP]  # AE-OS,+EE,IN against AE-OS: both at once, no IS10
@@ -154,11 +154,26 @@ def nemo_numbers(results_dir: str | Path, nemo: Corpus) -> dict[str, str]:
 
         return compute
 
-    def proposed_hours() -> str:
+    def proposed_reading() -> str:
+        # what the run adds to the verdict once its nine folds are in; until then, how far it got
+        reading = readings.baseline_reading(shown, "loso-speaker")
+        if reading is not None:
+            paper_gap = paper.table4_gap(PROPOSED, "is10+svm", "loso-speaker")
+            return (
+                f"The paper's claim that its model beats IS10+SVM (by {paper_gap:+.1f} UA on IEMOCAP; our bar: "
+                f"{claims.BEATS_BASELINE_UA:g} points or more), on nEMO's held-out speakers: ours {reading}"
+            )
         row = plan.status(nemo, results_dir).set_index(["protocol", "variant"]).loc[("loso-speaker", PROPOSED)]
-        if np.isnan(row.hours_left_est):
-            raise ValueError("no estimate")
-        return f"{row.hours_left_est:.0f}"
+        done = shown.status["loso-speaker", PROPOSED]
+        h = row.hours_left_est
+        hours = "" if np.isnan(h) else f", about {h:.0f} worker-hour{'' if round(h) == 1 else 's'} of this CPU"
+        return (
+            f"Its run is under way ({done.replace('/', ' of ')} in; `eesr replicate --dataset nemo`{hours} for the "
+            "rest); until all its folds are in, nEMO tests the paper's baseline, not its model."
+            if done != "not run yet"
+            else f"Its run comes next on the list (`eesr replicate --dataset nemo`{hours}); until it has run, nEMO "
+            "tests the paper's baseline, not its model."
+        )
 
     return {
         "nemo_utterances": str(len(nemo)),
@@ -167,7 +182,7 @@ def nemo_numbers(results_dir: str | Path, nemo: Corpus) -> dict[str, str]:
         "nemo_mlp_loso_ua": _guard(ua("loso-speaker", "is10+mlp")),
         "nemo_svm_kfold10_ua": _guard(ua("kfold10", "is10+svm")),
         "nemo_proposed_loso_ua": _guard(ua("loso-speaker", PROPOSED)),
-        "nemo_proposed_hours": _guard(proposed_hours),
+        "nemo_proposed_reading": _guard(proposed_reading),
     }
 
 

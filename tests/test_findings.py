@@ -68,7 +68,40 @@ def test_nemo_numbers_come_from_its_runs_and_say_which_are_missing(data_root, tm
     assert committed["nemo_utterances"] == "3076" and committed["nemo_speakers"] == "9"
     assert "95 % interval" in committed["nemo_svm_loso_ua"]  # the nine committed folds, pooled
     empty = nemo_numbers(tmp_path, nemo)
-    assert empty["nemo_svm_loso_ua"] == MISSING and empty["nemo_proposed_hours"] == MISSING
+    assert empty["nemo_svm_loso_ua"] == MISSING and "comes next" in empty["nemo_proposed_reading"]
+
+
+def test_nemo_reading_says_how_far_the_run_got_then_reads_the_verdict(data_root, tmp_path):
+    """Stand-in folds: the committed IS10+MLP folds copied as the proposed model's, so the reading's
+    verdict is the MLP-minus-SVM gap, read by the same rule as chapter 4's."""
+    import shutil
+
+    from eesr_lib.corpora import load_corpus
+    from eesr_lib.findings import nemo_numbers
+
+    try:
+        nemo = load_corpus("nemo", data_root)
+    except EESRError:
+        pytest.skip("nEMO is not in the shared data")
+    src = ROOT / "results" / "nemo" / "loso-speaker"
+    dst = tmp_path / "nemo" / "loso-speaker"
+    for v in ("is10+svm", "is10+mlp"):
+        shutil.copytree(src / v, dst / v)
+    (dst / "ae+ee+in").mkdir()
+    for k in (0, 1):
+        shutil.copy(src / "is10+mlp" / f"fold_{k}.json", dst / "ae+ee+in")
+    partial = nemo_numbers(tmp_path, nemo)["nemo_proposed_reading"]
+    assert partial.startswith("Its run is under way (2 of 9 folds in;") and "hold" not in partial
+    shutil.rmtree(dst / "ae+ee+in")
+    shutil.copytree(dst / "is10+mlp", dst / "ae+ee+in")
+    whole = nemo_numbers(tmp_path, nemo)
+    assert whole["nemo_proposed_loso_ua"] == whole["nemo_mlp_loso_ua"]
+    assert re.fullmatch(
+        r"The paper's claim that its model beats IS10\+SVM \(by \+8\.1 UA on IEMOCAP; our bar: 3 points or more\), "
+        r"on nEMO's held-out speakers: ours [+-]\d+\.\d UA \(pooled .*\); over the same head on IS10 alone "
+        r"\(IS10\+MLP\) \+0\.0\. \*\*(Holds\.\*\*|Does not hold\*\*: .+)",
+        whole["nemo_proposed_reading"],
+    ), whole["nemo_proposed_reading"]
 
 
 def test_budget_numbers_read_the_committed_histories(data_root, tmp_path):
