@@ -90,8 +90,10 @@ def test_nemo_reading_says_how_far_the_run_got_then_reads_the_verdict(data_root,
     (dst / "ae+ee+in").mkdir()
     for k in (0, 1):
         shutil.copy(src / "is10+mlp" / f"fold_{k}.json", dst / "ae+ee+in")
-    partial = nemo_numbers(tmp_path, nemo)["nemo_proposed_reading"]
-    assert partial.startswith("Its run is under way (2 of 9 folds in;") and "hold" not in partial
+    partial = nemo_numbers(tmp_path, nemo)
+    assert partial["nemo_proposed_loso_ua"] == "(still running)"  # not "(not run)", and no UA of 2 folds
+    reading = partial["nemo_proposed_reading"]
+    assert reading.startswith("Its run is under way (2 of 9 folds in;") and "hold" not in reading
     shutil.rmtree(dst / "ae+ee+in")
     shutil.copytree(dst / "is10+mlp", dst / "ae+ee+in")
     whole = nemo_numbers(tmp_path, nemo)
