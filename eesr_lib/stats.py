@@ -87,9 +87,13 @@ def bootstrap_scores(
     interval from resampling ``clusters`` (speakers, as :func:`bootstrap_ua_gap` does; ``None``: utterances).
 
     Why speakers: a 10-speaker corpus is 10 draws of a voice, not 535 independent utterances, and an
-    interval that pretends otherwise is too narrow."""
+    interval that pretends otherwise is too narrow. One speaker (a leave-one-speaker-out test fold)
+    gets no interval (NaN bounds): every resample of it is the same set, and a zero-width interval
+    would claim a certainty that one voice cannot give."""
     y, pred = np.asarray(y), np.asarray(pred)
     ok = y == pred
+    if clusters is not None and pd.unique(np.asarray(clusters)).size < 2:
+        n_boot = 0
     weights = np.vstack([np.ones((1, len(y))), cluster_weights(len(y), clusters, n_boot, seed)])
     scores = {
         "wa": 100.0 * (weights * ok).sum(axis=1) / weights.sum(axis=1),
@@ -98,7 +102,7 @@ def bootstrap_scores(
     }
     out = {}
     for name, values in scores.items():
-        lo, hi = np.nanpercentile(values[1:], [50 * (1 - level), 50 * (1 + level)])
+        lo, hi = np.nanpercentile(values[1:], [50 * (1 - level), 50 * (1 + level)]) if n_boot else (np.nan, np.nan)
         out |= {name: float(values[0]), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
     return out
 

@@ -41,8 +41,16 @@ def signed(x: float) -> str:
 
 
 def with_interval(value: float, lo: float, hi: float) -> str:
-    """A score and its 95 % interval as the book prints them: ``71.2 [65.0, 76.9]``."""
-    return f"{value:.1f} [{lo:.1f}, {hi:.1f}]"
+    """A score and its 95 % interval as the book prints them: ``71.2 [65.0, 76.9]``; the score alone
+    where there is no interval (one speaker's utterances, :func:`eesr_lib.stats.bootstrap_scores`)."""
+    return f"{value:.1f}" if np.isnan(lo) else f"{value:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def interval_note(scores: dict) -> str:
+    """What the brackets of :func:`pooled_scores`' numbers are, for the sentence that prints them."""
+    if np.isnan(scores["UA"][1]):
+        return "one speaker's utterances: resampling speakers gives no interval"
+    return f"95 % intervals from resampling {scores['resampled']}"
 
 
 def mean_pm(value: tuple | None) -> str:

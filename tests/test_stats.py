@@ -121,6 +121,26 @@ def test_bootstrap_scores_match_sklearn_and_speakers_widen_the_interval():
         assert by_spk[f"{m}_hi"] - by_spk[f"{m}_lo"] > 2 * (by_utt[f"{m}_hi"] - by_utt[f"{m}_lo"])
 
 
+def test_one_speaker_gets_no_interval_from_resampling_speakers():
+    """A leave-one-speaker-out test fold is one voice: resampling it always gives the same set."""
+    from eesr_lib import tables
+    from eesr_lib.stats import bootstrap_scores
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.6, y, (y + 1) % 4)
+    one = bootstrap_scores(y, pred, 4, np.full(200, "SM0"), n_boot=300)
+    two = bootstrap_scores(y, pred, 4, np.repeat(["SM0", "TP0"], 100), n_boot=300)
+    assert np.isnan([one["wa_lo"], one["ua_hi"], one["macro_f1_lo"]]).all()
+    assert one["ua"] == pytest.approx(two["ua"]) and two["ua_lo"] < two["ua"] < two["ua_hi"]
+    scores = {"UA": (one["ua"], one["ua_lo"], one["ua_hi"]), "resampled": "speakers"}
+    assert tables.with_interval(*scores["UA"]) == f"{one['ua']:.1f}"
+    assert "no interval" in tables.interval_note(scores)
+    scores["UA"] = (two["ua"], two["ua_lo"], two["ua_hi"])
+    assert tables.with_interval(*scores["UA"]).endswith("]")
+    assert tables.interval_note(scores) == "95 % intervals from resampling speakers"
+
+
 def test_report_prints_intervals_and_macro_f1(tmp_path):
     from eesr_lib.report import format_summary, summary
 
